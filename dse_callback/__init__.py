@@ -1,0 +1,23 @@
+"""dse_callback: diffusion spectral entropy and mutual information of neural representations."""
+
+from .clustering import discretize_reference, downsample_images, spectral_clusters
+from .diffusion import diffusion_operator
+from .entropy import classic_shannon_entropy, diffusion_spectral_entropy
+from .errors import BandwidthWarning, EigensolverFallbackWarning, SkippedClassWarning
+from .mutual_info import classic_shannon_mutual_information, diffusion_spectral_mutual_information
+from .spectrum import diffusion_spectrum
+
+__all__ = [
+    "BandwidthWarning",
+    "EigensolverFallbackWarning",
+    "SkippedClassWarning",
+    "classic_shannon_entropy",
+    "classic_shannon_mutual_information",
+    "discretize_reference",
+    "downsample_images",
+    "diffusion_operator",
+    "diffusion_spectral_entropy",
+    "diffusion_spectral_mutual_information",
+    "diffusion_spectrum",
+    "spectral_clusters",
+]

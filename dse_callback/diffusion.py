@@ -82,19 +82,26 @@ def diffusion_affinity_(d2: torch.Tensor, sigma: float) -> torch.Tensor:
     return d2
 
 
-def median_bandwidth(d2: torch.Tensor) -> float:
-    """A scale-aware sigma: the median distance between distinct points.
+def median_bandwidth(points: torch.Tensor) -> float:
+    """A scale-aware sigma: the median distance between distinct points of Z (N, D).
 
-    Estimated on at most 2,048 evenly spaced rows of the (N, N) squared-distance matrix,
-    so it is deterministic and costs far less than the eigensolve. Falls back to 1.0
-    when all points coincide.
+    Estimated from the distances of at most 2,048 evenly spaced rows to all N points (one
+    GEMM, no N x N matrix), so it is deterministic and costs far less than the eigensolve.
+    Falls back to 1.0 when all points coincide.
+
+    Example:
+        >>> median_bandwidth(torch.tensor([[0.0], [1.0], [3.0], [7.0]]))
+        3.5
     """
-    n = d2.shape[-1]
-    rows = torch.linspace(0, n - 1, steps=min(n, _MEDIAN_ROWS), device=d2.device).long()
-    block = d2[rows]
+    n = points.shape[0]
+    rows = torch.linspace(0, n - 1, steps=min(n, _MEDIAN_ROWS), device=points.device).long()
+    centered = points - points.mean(dim=0, keepdim=True)
+    squared_norms = (centered * centered).sum(dim=1)
+    with full_precision_matmul():
+        block = squared_norms[rows, None] + squared_norms[None, :] - 2 * centered[rows] @ centered.T
     off_diagonal = torch.ones_like(block, dtype=torch.bool)
-    off_diagonal[torch.arange(len(rows), device=d2.device), rows] = False
-    values = block[off_diagonal]
+    off_diagonal[torch.arange(len(rows), device=points.device), rows] = False
+    values = block[off_diagonal].clamp(min=0)
     # The two middle order statistics, averaged: the median of an even count.
     lower = float(values.kthvalue((values.numel() + 1) // 2).values.sqrt())
     upper = float(values.kthvalue(values.numel() // 2 + 1).values.sqrt())
@@ -111,9 +118,9 @@ def resolve_sigma(sigma: float | str) -> float | str:
     return check_positive(sigma, "sigma")
 
 
-def bandwidth_for(d2: torch.Tensor, sigma: float | str) -> float:
-    """The numeric bandwidth: `sigma` itself, or the median distance for "median"."""
-    return median_bandwidth(d2) if sigma == "median" else float(sigma)
+def bandwidth_for(points: torch.Tensor, sigma: float | str) -> float:
+    """The numeric bandwidth: `sigma` itself, or the median distance of `points` for "median"."""
+    return median_bandwidth(points) if sigma == "median" else float(sigma)
 
 
 def available_memory_bytes(device: torch.device) -> int:
@@ -173,5 +180,5 @@ def diffusion_operator(
     sigma = resolve_sigma(sigma)
     dtype = resolve_dtype(precision, points.device)
     check_matrix_fits(1, points.shape[0], dtype, points.device)
-    d2 = pairwise_squared_distances_(points.to(dtype))
-    return diffusion_affinity_(d2, bandwidth_for(d2, sigma))
+    points = points.to(dtype)
+    return diffusion_affinity_(pairwise_squared_distances_(points), bandwidth_for(points, sigma))

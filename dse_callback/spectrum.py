@@ -73,9 +73,9 @@ def spectrum_of_points(
 ) -> tuple[torch.Tensor, float]:
     """Eigenvalues of the diffusion operator of validated points; also the sigma used."""
     check_matrix_fits(1, points.shape[0], dtype, points.device)
-    d2 = pairwise_squared_distances_(points.to(dtype))
-    bandwidth = bandwidth_for(d2, sigma)
-    affinity = diffusion_affinity_(d2, bandwidth)
+    points = points.to(dtype)
+    bandwidth = bandwidth_for(points, sigma)
+    affinity = diffusion_affinity_(pairwise_squared_distances_(points), bandwidth)
     return SOLVERS[solver](affinity), bandwidth
 
 

@@ -74,8 +74,11 @@ def test_full_precision_matmul_disables_tf32_and_restores_settings():
 def test_median_bandwidth_is_the_median_pairwise_distance():
     z = torch.tensor([[0.0], [1.0], [3.0], [7.0]], dtype=torch.float64)
     distances = [1, 3, 7, 2, 6, 4]  # each pair once; the matrix holds each twice
-    assert median_bandwidth(pairwise_squared_distances_(z)) == pytest.approx(float(np.median(distances)))
-    assert median_bandwidth(torch.zeros(3, 3)) == 1.0
+    assert median_bandwidth(z) == pytest.approx(float(np.median(distances)))
+    big = torch.randn(3000, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    exact = float(np.median(torch.pdist(big).numpy()))
+    assert median_bandwidth(big) == pytest.approx(exact, rel=0.02)  # from 2,048 of 3,000 rows
+    assert median_bandwidth(torch.zeros(3, 2)) == 1.0
 
 
 def test_a_matrix_too_large_for_memory_fails_before_allocation_and_suggests_max_samples():

@@ -2,13 +2,14 @@
 
 from .clustering import discretize_reference, downsample_images, spectral_clusters
 from .diffusion import diffusion_operator
-from .entropy import classic_shannon_entropy, diffusion_spectral_entropy
+from .entropy import classic_shannon_entropy, diffusion_spectral_entropy, entropy_of_spectrum
 from .errors import BandwidthWarning, EigensolverFallbackWarning, SkippedClassWarning
 from .mutual_info import classic_shannon_mutual_information, diffusion_spectral_mutual_information
 from .spectrum import diffusion_spectrum
 
 __all__ = [
     "BandwidthWarning",
+    "DSEMonitor",
     "EigensolverFallbackWarning",
     "SkippedClassWarning",
     "classic_shannon_entropy",
@@ -19,5 +20,16 @@ __all__ = [
     "diffusion_spectral_entropy",
     "diffusion_spectral_mutual_information",
     "diffusion_spectrum",
+    "entropy_of_spectrum",
     "spectral_clusters",
 ]
+
+
+def __getattr__(name: str):
+    # The callback pulls in pytorch_lightning; load it on first use so that the math stays
+    # importable (and quick to import) without a Trainer.
+    if name == "DSEMonitor":
+        from .monitor import DSEMonitor
+
+        return DSEMonitor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

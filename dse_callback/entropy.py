@@ -39,27 +39,24 @@ def entropy_of_spectrum(eigenvalues: torch.Tensor, t: float = 1) -> torch.Tensor
     return -torch.special.xlogy(probabilities, probabilities).sum(dim=-1) / math.log(2.0)
 
 
-def warn_if_saturated(entropy: float, n: int, sigma: float) -> None:
-    """Warn when DSE sits at 0 or at log2 N, where it says more about sigma than about Z."""
+def saturation_message(entropy: float, n: int, sigma: float) -> str | None:
+    """Why DSE says more about sigma than about Z, when it sits at 0 or at log2 N; else None."""
     ceiling = math.log2(n)
     if ceiling == 0 or not math.isfinite(entropy):
-        return
+        return None
     if entropy <= _SATURATION_FRACTION * ceiling:
-        warnings.warn(
+        return (
             f"DSE = {entropy:.4f} bits is at its floor 0 (N={n}, sigma={sigma:g}): the points are "
             "close together relative to sigma, so the diffusion operator is almost rank one. "
-            'Try a smaller sigma or sigma="median".',
-            BandwidthWarning,
-            stacklevel=3,
+            'Try a smaller sigma or sigma="median".'
         )
-    elif entropy >= (1 - _SATURATION_FRACTION) * ceiling:
-        warnings.warn(
+    if entropy >= (1 - _SATURATION_FRACTION) * ceiling:
+        return (
             f"DSE = {entropy:.4f} bits is at its ceiling log2 N = {ceiling:.4f} (N={n}, sigma={sigma:g}): "
             "the points are far apart relative to sigma, so the diffusion operator is almost "
-            'the identity. Try a larger sigma or sigma="median".',
-            BandwidthWarning,
-            stacklevel=3,
+            'the identity. Try a larger sigma or sigma="median".'
         )
+    return None
 
 
 def diffusion_spectral_entropy(
@@ -108,8 +105,9 @@ def diffusion_spectral_entropy(
     dtype = resolve_dtype(precision, points.device)
     eigenvalues, bandwidth = spectrum_of_points(points, sigma, dtype, solver)
     entropy = float(entropy_of_spectrum(eigenvalues, t))
-    if warn_saturation:
-        warn_if_saturated(entropy, points.shape[0], bandwidth)
+    message = saturation_message(entropy, points.shape[0], bandwidth) if warn_saturation else None
+    if message:
+        warnings.warn(message, BandwidthWarning, stacklevel=2)
     return entropy
 
 

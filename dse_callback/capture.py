@@ -1,0 +1,140 @@
+"""Forward hooks that record one layer's activations without changing the model.
+
+The penultimate representation is the *input* of the classifier head, so by default the
+hook is a forward pre-hook on the model's last `nn.Linear`.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch import nn
+
+CAPTURE_MODES = ("input", "output")
+
+# How many valid layer names an "unknown layer" error lists before it abbreviates.
+_NAMES_SHOWN = 40
+
+
+def find_layer(model: nn.Module, layer: str | None) -> tuple[str, nn.Module]:
+    """The submodule named `layer` (dotted, as in `named_modules`), or the last `nn.Linear`.
+
+    Raises:
+        ValueError: the name is unknown (the message lists valid names), or `layer` is None
+            and the model has no `nn.Linear`.
+    """
+    modules = dict(model.named_modules())
+    if layer is None:
+        linear_names = [name for name, module in modules.items() if isinstance(module, nn.Linear)]
+        if not linear_names:
+            raise ValueError(
+                f"{type(model).__name__} has no nn.Linear to take the penultimate representation from; "
+                "pass layer='<dotted module name>'"
+            )
+        return linear_names[-1], modules[linear_names[-1]]
+    if layer not in modules or layer == "":
+        names = [name for name in modules if name]
+        shown = ", ".join(names[:_NAMES_SHOWN]) + (f", ... ({len(names)} in all)" if len(names) > _NAMES_SHOWN else "")
+        raise ValueError(f"layer {layer!r} is not a submodule of {type(model).__name__}; valid names: {shown}")
+    return layer, modules[layer]
+
+
+class ActivationRecorder:
+    """Records a layer's inputs or outputs, flattened to (batch, D), while active.
+
+    Use as a context manager: the hook is registered on entry and removed on exit, also
+    when the forward pass raises.
+
+    Example:
+        >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+        >>> with ActivationRecorder(model) as recorder:
+        ...     _ = model(torch.ones(5, 4))
+        >>> recorder.layer_name, tuple(recorder.activations().shape)
+        ('2', (5, 3))
+    """
+
+    def __init__(self, model: nn.Module, layer: str | None = None, capture: str = "input"):
+        if capture not in CAPTURE_MODES:
+            raise ValueError(f"capture must be one of {CAPTURE_MODES}, got {capture!r}")
+        self.layer_name, self.module = find_layer(model, layer)
+        self.capture = capture
+        self.calls = 0
+        self._chunks: list[torch.Tensor] = []
+        self._handle = None
+
+    def _record(self, value) -> None:
+        if isinstance(value, (tuple, list)):
+            value = value[0]
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"layer {self.layer_name!r} {self.capture} is a {type(value).__name__}, not a tensor")
+        self.calls += 1
+        self._chunks.append(value.detach().reshape(value.shape[0], -1))
+
+    def _pre_hook(self, module, inputs) -> None:
+        self._record(inputs)
+
+    def _hook(self, module, inputs, output) -> None:
+        self._record(output)
+
+    def __enter__(self) -> "ActivationRecorder":
+        if self.capture == "input":
+            self._handle = self.module.register_forward_pre_hook(self._pre_hook)
+        else:
+            self._handle = self.module.register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.remove()
+
+    def remove(self) -> None:
+        """Remove the hook; safe to call more than once."""
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+
+    @property
+    def active(self) -> bool:
+        return self._handle is not None
+
+    def activations(self) -> torch.Tensor:
+        """All recorded rows, (N, D); raises if the hook never fired."""
+        if not self._chunks:
+            raise RuntimeError(
+                f"the forward hook on layer {self.layer_name!r} never fired during the probe. Under "
+                "torch.compile, hooks registered after compilation may not fire: give the Trainer the "
+                "uncompiled module, or compile only a submodule that does not contain this layer. "
+                "Otherwise check that forward() calls this layer."
+            )
+        return torch.cat(self._chunks)
+
+    def clear(self) -> None:
+        self._chunks = []
+        self.calls = 0
+
+
+def iterate_modes(model: nn.Module) -> Iterator[tuple[nn.Module, bool]]:
+    """Each submodule with its current `training` flag."""
+    for module in model.modules():
+        yield module, module.training
+
+
+class EvalMode:
+    """Put every submodule in eval mode, then restore each one's own previous flag.
+
+    A blanket `model.train()` on exit would wrongly switch on submodules the user had
+    frozen in eval mode (for example a BatchNorm kept in eval for fine-tuning).
+    """
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self._saved: list[tuple[nn.Module, bool]] = []
+
+    def __enter__(self) -> "EvalMode":
+        self._saved = list(iterate_modes(self.model))
+        self.model.eval()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for module, training in self._saved:
+            module.training = training

@@ -1,0 +1,27 @@
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+
+SCRIPT = pathlib.Path(__file__).with_name("ddp_script.py")
+
+
+def test_two_cpu_processes_log_the_same_values_and_finish(tmp_path):
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_"))}
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path)], capture_output=True, text=True, timeout=600, env=environment
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    keys = {"dse/Z", "dsmi/Z_Y", "dsmi/Z_X", "dse/probe_seconds", "dse/epoch"}
+    for rank in ranks:
+        assert keys <= set(rank["logged"])
+        assert all(math.isfinite(rank["logged"][key]) for key in keys)
+    for key in ("dse/Z", "dsmi/Z_Y", "dsmi/Z_X", "dse/epoch"):
+        assert ranks[0]["logged"][key] == ranks[1]["logged"][key]  # rank 0's result, broadcast
+    assert ranks[0]["history_epochs"] == [0, 1, 2]  # rank 0 keeps the history
+    assert ranks[0]["best"].endswith(".ckpt")  # ModelCheckpoint monitored dse/Z without hanging
+    histories = list(tmp_path.glob("run/*/dse_history.csv"))
+    assert len(histories) == 1 and len(histories[0].read_text().splitlines()) == 4

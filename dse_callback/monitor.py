@@ -143,6 +143,9 @@ class DSEMonitorLogic:
         name: the representation's name in the keys and the checkpoint's `state_key`; give
             each of several monitors its own (Lightning refuses two with the same key).
         num_workers: DataLoader workers for the probe.
+        record_metrics: names of other logged metrics (for example "val_acc") to copy
+            into each history row, read from `trainer.callback_metrics` when the probe
+            runs (validation has run by then); blank where not yet logged.
     """
 
     def __init__(
@@ -164,6 +167,7 @@ class DSEMonitorLogic:
         log_spectrum: bool | None = None,
         name: str = "Z",
         num_workers: int = 0,
+        record_metrics: Sequence[str] = (),
     ):
         super().__init__()
         metrics = tuple(metrics)
@@ -197,6 +201,7 @@ class DSEMonitorLogic:
         self.log_spectrum = log_spectrum
         self.name = name
         self.num_workers = num_workers
+        self.record_metrics = tuple(record_metrics)
         self.keys = _metric_keys(name)
         # State that a checkpoint carries.
         self.history: dict[int, dict[str, Any]] = {}
@@ -500,6 +505,9 @@ class DSEMonitorLogic:
             t=self.t,
             layer=self._recorder.layer_name,
         )
+        for key in self.record_metrics:
+            value = trainer.callback_metrics.get(key)
+            row[key] = "" if value is None else float(value)
         self.history[epoch] = row
         self._write_history()
         if self._last_spectrum is not None and self._spectrum_wanted(trainer):
@@ -514,7 +522,7 @@ class DSEMonitorLogic:
         """Rewrite the whole CSV through a temporary file, so a crash never leaves half a file."""
         if self._history_path is None:
             return
-        columns = list(self.metrics) + list(_HISTORY_EXTRA_COLUMNS)
+        columns = list(self.metrics) + list(_HISTORY_EXTRA_COLUMNS) + list(self.record_metrics)
         directory = os.path.dirname(self._history_path) or "."
         os.makedirs(directory, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=directory, suffix=".csv.tmp")

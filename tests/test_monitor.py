@@ -107,6 +107,14 @@ def test_resume_continues_the_curves_without_a_second_baseline(tmp_path):
     assert logged == [3, 4]
 
 
+def test_record_metrics_copies_validation_values_into_the_history(tmp_path):
+    trainer, _ = fit(tmp_path, DSEMonitor(metrics=("dse",), record_metrics=("val_loss",)), max_epochs=2)
+    history = read_csv(f"{trainer.log_dir}/dse_history.csv")
+    assert history[0]["val_loss"] == ""  # the baseline runs before any validation epoch
+    assert float(history[2]["val_loss"]) == pytest.approx(float(trainer.callback_metrics["val_loss"]))
+    assert float(history[1]["val_loss"]) != float(history[2]["val_loss"])
+
+
 def test_every_n_epochs_and_a_probe_subset(tmp_path):
     monitor = DSEMonitor(every_n_epochs=2, probe_size=25, metrics=("dse",))
     trainer, _ = fit(tmp_path, monitor, max_epochs=5)

@@ -1,0 +1,1 @@
+"""Rerunning the paper: data modules, backbones, training regimes, the CLI and plots."""

@@ -48,12 +48,13 @@ class ExperimentCLI(LightningCLI):
         print(f"DSE curves: {figure}\nTensorBoard: tensorboard --logdir {log_dir.parent}")
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> ExperimentCLI | None:
+    """Run `dse-experiment`; returns the CLI (its trainer, model and datamodule) after `fit`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "plot":
         plot_main(argv[1:])
-        return
-    ExperimentCLI(
+        return None
+    return ExperimentCLI(
         ExperimentModule,
         PaperData,
         args=argv,

@@ -135,7 +135,7 @@ class ExperimentModule(pl.LightningModule):
             nn.init.zeros_(self.head.bias)
             optimizer = torch.optim.AdamW(self.head.parameters(), lr=self.hparams.linear_probe_lr)
             generator = torch.Generator().manual_seed(self.current_epoch)  # leaves the global RNG alone
-            batch_size = self.trainer.datamodule.hparams.batch_size
+            batch_size = loader.batch_size or 128
             for _ in range(self.hparams.linear_probe_epochs):
                 order = torch.randperm(len(features), generator=generator).to(self.device)
                 for start in range(0, len(order), batch_size):

@@ -24,13 +24,14 @@ import pytorch_lightning
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from .capture import ActivationRecorder, EvalMode, find_layer
+from ._validation import check_choice, check_positive, check_positive_int
+from .capture import CAPTURE_MODES, ActivationRecorder, EvalMode, find_layer
 from .clustering import downsample_images, spectral_clusters
 from .diffusion import median_bandwidth, resolve_sigma
 from .entropy import classic_shannon_entropy, entropy_of_spectrum, saturation_message
 from .errors import BandwidthWarning
 from .mutual_info import classic_shannon_mutual_information, diffusion_spectral_mutual_information
-from .plotting import matplotlib_available, spectrum_figure
+from .plotting import close_figure, matplotlib_available, spectrum_figure
 from .spectrum import diffusion_spectrum
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 METRICS = ("dse", "dsmi_y", "dsmi_x", "cse", "csmi_y", "csmi_x")
 _NEEDS_LABELS = ("dsmi_y", "csmi_y")
 _NEEDS_INPUT_CLUSTERS = ("dsmi_x", "csmi_x")
-_HISTORY_EXTRA_COLUMNS = ("epoch", "step", "probe_seconds", "forward_seconds", "metric_seconds", "n", "sigma", "t", "layer")
+_HISTORY_DETAIL_COLUMNS = ("step", "probe_seconds", "forward_seconds", "metric_seconds", "n", "sigma", "t", "layer")
 
 
 class DSEMonitorWarning(UserWarning):
@@ -174,14 +175,11 @@ class DSEMonitorLogic:
         unknown = [metric for metric in metrics if metric not in METRICS]
         if not metrics or unknown:
             raise ValueError(f"metrics must be a non-empty selection of {METRICS}, got {metrics!r}")
-        for argument, value in (("probe_size", probe_size), ("every_n_epochs", every_n_epochs), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < (2 if argument == "probe_size" else 1):
-                minimum = 2 if argument == "probe_size" else 1
-                raise ValueError(f"{argument} must be an integer >= {minimum}, got {value!r}")
-        if capture not in ("input", "output"):
-            raise ValueError(f"capture must be 'input' or 'output', got {capture!r}")
-        if not isinstance(t, (int, float)) or not t > 0:
-            raise ValueError(f"t must be a number > 0, got {t!r}")
+        check_positive_int(probe_size, "probe_size", minimum=2)
+        check_positive_int(every_n_epochs, "every_n_epochs")
+        check_positive_int(batch_size, "batch_size")
+        check_choice(capture, "capture", CAPTURE_MODES)
+        check_positive(t, "t")
         if not name or "/" in name:
             raise ValueError(f"name must be a non-empty string without '/', got {name!r}")
         self.layer = layer
@@ -514,20 +512,18 @@ class DSEMonitorLogic:
             figure = spectrum_figure(self._last_spectrum, f"{self.keys['dse']} after {epoch} epoch(s)", self.t)
             for writer in self._tensorboard_writers(trainer):
                 writer.add_figure(f"{self.keys['dse']}_spectrum", figure, global_step=trainer.global_step, close=False)
-            import matplotlib.pyplot as plt
-
-            plt.close(figure)
+            close_figure(figure)
 
     def _write_history(self) -> None:
         """Rewrite the whole CSV through a temporary file, so a crash never leaves half a file."""
         if self._history_path is None:
             return
-        columns = list(self.metrics) + list(_HISTORY_EXTRA_COLUMNS) + list(self.record_metrics)
+        columns = ["epoch", *self.metrics, *_HISTORY_DETAIL_COLUMNS, *self.record_metrics]
         directory = os.path.dirname(self._history_path) or "."
         os.makedirs(directory, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=directory, suffix=".csv.tmp")
         with os.fdopen(handle, "w", newline="") as stream:
-            writer = csv.DictWriter(stream, fieldnames=["epoch"] + [c for c in columns if c != "epoch"])
+            writer = csv.DictWriter(stream, fieldnames=columns)
             writer.writeheader()
             for epoch in sorted(self.history):
                 writer.writerow({column: self.history[epoch].get(column, "") for column in writer.fieldnames})

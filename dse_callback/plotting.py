@@ -38,3 +38,8 @@ def spectrum_figure(eigenvalues, title: str = "diffusion spectrum", t: float = 1
     axis.grid(True, alpha=0.3)
     figure.tight_layout()
     return figure
+
+
+def close_figure(figure) -> None:
+    """Free a figure's memory; pyplot keeps every open figure alive otherwise."""
+    _pyplot().close(figure)

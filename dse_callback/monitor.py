@@ -213,7 +213,6 @@ class DSEMonitorLogic:
         self._history_path: str | None = None
         self._warned: set[str] = set()
         self._last_spectrum: np.ndarray | None = None
-        self._sigma_used = float("nan")
 
     # ------------------------------------------------------------------ identity and state
 
@@ -250,7 +249,9 @@ class DSEMonitorLogic:
         log_dir = trainer.log_dir or trainer.default_root_dir
         filename = "dse_history.csv" if self.name == "Z" else f"dse_history_{self.name}.csv"
         self._history_path = os.path.join(log_dir, filename)
-        self._dataset = self._explicit_probe() or self._datamodule_probe(trainer)
+        self._dataset = self._explicit_probe()
+        if self._dataset is None:
+            self._dataset = self._datamodule_probe(trainer)
         if self._dataset is not None:
             self._check_probe(self._dataset)
 
@@ -378,20 +379,41 @@ class DSEMonitorLogic:
     # ------------------------------------------------------------------ one probe
 
     def _probe(self, trainer, pl_module, epochs_trained: int) -> dict[str, float]:
-        """Forward pass on every rank, metrics on rank 0, the result broadcast to all."""
+        """Forward pass on every rank, metrics on rank 0, the result broadcast to all.
+
+        Every rank keeps the same history (so all agree on whether a baseline is due);
+        rank 0 alone writes the file and the figures.
+        """
         log.info("DSEMonitor: probing %s after %d epoch(s)", self.name, epochs_trained)
         start = time.perf_counter()
         representation, downsampled_inputs = self._forward(pl_module, collect_inputs=trainer.is_global_zero)
         forward_seconds = time.perf_counter() - start
-        values = None
+        measured = None
         if trainer.is_global_zero:
-            values = self._measure(representation, downsampled_inputs)
-        values = trainer.strategy.broadcast(values, src=0)
+            measured = self._measure(representation, downsampled_inputs)
+        values, sigma = trainer.strategy.broadcast(measured, src=0)
         probe_seconds = time.perf_counter() - start
         values[self.keys["probe_seconds"]] = probe_seconds
         values[self.keys["epoch"]] = float(epochs_trained)
+        row = {metric: values[self.keys[metric]] for metric in self.metrics}
+        row.update(
+            epoch=epochs_trained,
+            step=trainer.global_step,
+            probe_seconds=probe_seconds,
+            forward_seconds=forward_seconds,
+            metric_seconds=probe_seconds - forward_seconds,
+            n=len(representation),
+            sigma=sigma,
+            t=self.t,
+            layer=self._recorder.layer_name,
+        )
+        for key in self.record_metrics:
+            value = trainer.callback_metrics.get(key)
+            row[key] = "" if value is None else float(value)
+        self.history[epochs_trained] = row
         if trainer.is_global_zero:
-            self._record(trainer, epochs_trained, values, forward_seconds, probe_seconds, len(representation))
+            self._write_history()
+            self._add_spectrum_figure(trainer, epochs_trained)
         return values
 
     def _forward(self, pl_module, collect_inputs: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -433,10 +455,11 @@ class DSEMonitorLogic:
             self._warned.add(reason)
             warnings.warn(message, category, stacklevel=3)
 
-    def _measure(self, representation: torch.Tensor, downsampled_inputs: torch.Tensor | None) -> dict[str, float]:
-        """Every selected metric; a failure gives NaN and one warning per reason."""
+    def _measure(
+        self, representation: torch.Tensor, downsampled_inputs: torch.Tensor | None
+    ) -> tuple[dict[str, float], float]:
+        """Every selected metric and the sigma used; a failure gives NaN and one warning per reason."""
         self._last_spectrum = None
-        self._sigma_used = float("nan")
         values = {self.keys[metric]: float("nan") for metric in self.metrics}
         z = representation.detach()
         n_bad = int((~torch.isfinite(z).all(dim=1)).sum())
@@ -446,12 +469,17 @@ class DSEMonitorLogic:
                 f"{n_bad} of {len(z)} probe activations of layer {self._recorder.layer_name!r} are NaN or Inf "
                 "(is training diverging?); DSEMonitor logs NaN while they are",
             )
-            return values
+            return values, float("nan")
         with torch.inference_mode():
             sigma = median_bandwidth(z.double()) if self.sigma == "median" else self.sigma
-            self._sigma_used = sigma
             if downsampled_inputs is not None and self.input_clusters is None:
-                self.input_clusters = self._cluster_inputs(downsampled_inputs)
+                try:
+                    self.input_clusters = self._cluster_inputs(downsampled_inputs)
+                except Exception as error:  # DSMI(Z; X) then logs NaN; clustering is retried next probe
+                    self._warn_once(
+                        f"clustering:{type(error).__name__}",
+                        f"DSEMonitor could not cluster the probe's inputs ({type(error).__name__}: {error})",
+                    )
             for metric in self.metrics:
                 try:
                     values[self.keys[metric]] = self._metric(metric, z, sigma)
@@ -460,7 +488,7 @@ class DSEMonitorLogic:
                         f"{metric}:{type(error).__name__}",
                         f"DSEMonitor could not compute {metric} ({type(error).__name__}: {error}); logging NaN",
                     )
-        return values
+        return values, sigma
 
     def _cluster_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
         n_clusters = self.n_input_clusters
@@ -481,6 +509,8 @@ class DSEMonitorLogic:
             return value
         if metric == "cse":
             return classic_shannon_entropy(z)
+        if metric in _NEEDS_INPUT_CLUSTERS and self.input_clusters is None:
+            raise RuntimeError("the probe's inputs have not been clustered")
         reference = self._labels if metric in _NEEDS_LABELS else self.input_clusters.to(z.device)
         if metric.startswith("dsmi"):
             return diffusion_spectral_mutual_information(
@@ -490,29 +520,13 @@ class DSEMonitorLogic:
 
     # ------------------------------------------------------------------ outputs
 
-    def _record(self, trainer, epoch: int, values, forward_seconds: float, probe_seconds: float, n: int) -> None:
-        row = {metric: values[self.keys[metric]] for metric in self.metrics}
-        row.update(
-            epoch=epoch,
-            step=trainer.global_step,
-            probe_seconds=probe_seconds,
-            forward_seconds=forward_seconds,
-            metric_seconds=probe_seconds - forward_seconds,
-            n=n,
-            sigma=self._sigma_used,
-            t=self.t,
-            layer=self._recorder.layer_name,
-        )
-        for key in self.record_metrics:
-            value = trainer.callback_metrics.get(key)
-            row[key] = "" if value is None else float(value)
-        self.history[epoch] = row
-        self._write_history()
-        if self._last_spectrum is not None and self._spectrum_wanted(trainer):
-            figure = spectrum_figure(self._last_spectrum, f"{self.keys['dse']} after {epoch} epoch(s)", self.t)
-            for writer in self._tensorboard_writers(trainer):
-                writer.add_figure(f"{self.keys['dse']}_spectrum", figure, global_step=trainer.global_step, close=False)
-            close_figure(figure)
+    def _add_spectrum_figure(self, trainer, epoch: int) -> None:
+        if self._last_spectrum is None or not self._spectrum_wanted(trainer):
+            return
+        figure = spectrum_figure(self._last_spectrum, f"{self.keys['dse']} after {epoch} epoch(s)", self.t)
+        for writer in self._tensorboard_writers(trainer):
+            writer.add_figure(f"{self.keys['dse']}_spectrum", figure, global_step=trainer.global_step, close=False)
+        close_figure(figure)
 
     def _write_history(self) -> None:
         """Rewrite the whole CSV through a temporary file, so a crash never leaves half a file."""

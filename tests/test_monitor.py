@@ -187,6 +187,8 @@ def test_configuration_errors_fail_early_with_a_fix(tmp_path):
         fit(tmp_path, DSEMonitor(probe=(x,), metrics=("dse", "dsmi_y")), max_epochs=1)
     with pytest.raises(ValueError, match="at least 2"):
         fit(tmp_path, DSEMonitor(probe=(x[:1], y[:1])), max_epochs=1)
+    with pytest.raises(ValueError, match="has 0 sample"):  # an empty dataset is not "no probe"
+        fit(tmp_path, DSEMonitor(probe=torch.utils.data.TensorDataset(x[:0], y[:0])), max_epochs=1)
     with pytest.raises(ValueError, match="needs a TensorBoardLogger"):
         fit(tmp_path, DSEMonitor(log_spectrum=True), max_epochs=1, logger="csv")
     with pytest.raises(ValueError, match="every_n_epochs must be an integer >= 1"):
@@ -221,6 +223,17 @@ def test_a_failing_metric_logs_nan_while_the_others_go_on(tmp_path, monkeypatch)
         trainer, _ = fit(tmp_path, DSEMonitor(metrics=("dse", "dsmi_y")), max_epochs=1)
     assert math.isnan(float(trainer.callback_metrics["dsmi/Z_Y"]))
     assert math.isfinite(float(trainer.callback_metrics["dse/Z"]))
+
+
+def test_a_failing_input_clustering_logs_nan_for_dsmi_x_only(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("simulated clustering failure")
+
+    monkeypatch.setattr(monitor_module, "spectral_clusters", broken)
+    with pytest.warns(DSEMonitorWarning, match="could not cluster"):
+        trainer, _ = fit(tmp_path, DSEMonitor(), max_epochs=1)
+    assert math.isnan(float(trainer.callback_metrics["dsmi/Z_X"]))
+    assert math.isfinite(float(trainer.callback_metrics["dsmi/Z_Y"]))
 
 
 def test_a_saturated_bandwidth_warns_once(tmp_path):

@@ -48,8 +48,8 @@ class ExperimentCLI(LightningCLI):
         print(f"DSE curves: {figure}\nTensorBoard: tensorboard --logdir {log_dir.parent}")
 
 
-def main(argv=None) -> ExperimentCLI | None:
-    """Run `dse-experiment`; returns the CLI (its trainer, model and datamodule) after `fit`."""
+def run(argv=None) -> ExperimentCLI | None:
+    """Run `dse-experiment`; returns the CLI (its trainer, model and datamodule), None for `plot`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "plot":
         plot_main(argv[1:])
@@ -61,6 +61,11 @@ def main(argv=None) -> ExperimentCLI | None:
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
     )
+
+
+def main(argv=None) -> None:
+    """The console script: its return value becomes the exit status, so it returns nothing."""
+    run(argv)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import pathlib
 import pytest
 import yaml
 
-from experiments.cli import main
+from experiments.cli import main, run
 from experiments.plot import plot_runs, read_history
 from fake_datasets import accept_tiny_files, write_cifar10, write_mnist, write_stl10
 
@@ -46,7 +46,7 @@ def test_config_parses_and_runs_one_tiny_step(config, tiny_data_root, tmp_path):
 
 
 def test_seed_links_to_the_label_permutation_and_the_resolved_config_is_saved(tmp_path):
-    cli = main([
+    cli = run([
         "fit", "--config", str(QUICKSTART), "--seed_everything", "5", "--trainer.max_epochs", "1",
         "--trainer.limit_train_batches", "2", "--trainer.logger.init_args.save_dir", str(tmp_path),
         "--data.regime", "overfit", "--dse.metrics", "[dse]",
@@ -56,6 +56,19 @@ def test_seed_links_to_the_label_permutation_and_the_resolved_config_is_saved(tm
     assert saved["seed_everything"] == 5 and saved["data"]["regime"] == "overfit"
     assert saved["dse"]["metrics"] == ["dse"]
     assert next(tmp_path.rglob("dse_curves.png")).stat().st_size > 10_000
+
+
+def test_the_console_script_exits_zero(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; from experiments.cli import main; sys.exit(main())", "fit",
+         "--config", str(QUICKSTART), "--trainer.fast_dev_run", "1", "--trainer.default_root_dir", str(tmp_path),
+         "--dse.metrics", "[dse]"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_plot_overlays_runs_from_their_history_files(tmp_path):

@@ -41,9 +41,17 @@ def read_history(path: pathlib.Path) -> dict[str, list[float]]:
     return columns
 
 
-def _label(path: pathlib.Path, runs: list[pathlib.Path]) -> str:
-    parts = path.parent.parts
-    return "/".join(parts[-2:]) if len(runs) > 1 else path.parent.name
+def labelled_histories(run_dirs) -> list[tuple[str, pathlib.Path]]:
+    """(label, history file) pairs: a run is named by the directory given, plus the
+    sub-directory of the history when that directory holds several."""
+    pairs = []
+    for run_dir in run_dirs:
+        found = find_histories(run_dir)
+        name = pathlib.Path(run_dir).name
+        for path in found:
+            relative = path.parent.relative_to(run_dir) if len(found) > 1 else None
+            pairs.append((f"{name}/{relative}" if relative else name, path))
+    return pairs
 
 
 def plot_runs(run_dirs, out: str | pathlib.Path, title: str | None = None) -> pathlib.Path:
@@ -53,11 +61,9 @@ def plot_runs(run_dirs, out: str | pathlib.Path, title: str | None = None) -> pa
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    histories = [history for run_dir in run_dirs for history in find_histories(run_dir)]
     figure, axes = plt.subplots(2, 3, figsize=(13, 7), squeeze=False)
-    for path in histories:
+    for label, path in labelled_histories(run_dirs):
         columns = read_history(path)
-        label = _label(path, histories)
         accuracy = columns.get("val_acc")
         for column, (key, name) in enumerate(PANELS):
             values = columns.get(key)

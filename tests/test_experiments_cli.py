@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from experiments.cli import main, run
-from experiments.plot import plot_runs, read_history
+from experiments.plot import labelled_histories, plot_runs, read_history
 from fake_datasets import accept_tiny_files, write_cifar10, write_mnist, write_stl10
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
@@ -79,5 +79,6 @@ def test_plot_overlays_runs_from_their_history_files(tmp_path):
         (folder / "dse_history.csv").write_text("\n".join(rows) + "\n")
     main(["plot", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "figure.png")])
     assert (tmp_path / "figure.png").stat().st_size > 10_000
+    assert [label for label, _ in labelled_histories([tmp_path / "a", tmp_path])] == ["a", f"{tmp_path.name}/a", f"{tmp_path.name}/b"]
     with pytest.raises(FileNotFoundError, match="no dse_history"):
         plot_runs([tmp_path / "missing"], tmp_path / "x.png")

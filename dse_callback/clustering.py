@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ._validation import as_points, as_tensor, check_choice, check_positive_int
-from .diffusion import full_precision_matmul
+from .diffusion import centered_with_squared_norms, squared_distances_from_rows
 
 REFERENCE_TYPES = ("auto", "labels", "scalars", "vectors")
 
@@ -47,16 +47,13 @@ def bin_rows(points: torch.Tensor, n_bins: int) -> torch.Tensor:
 
 def _knn_neighbours(x: torch.Tensor, n_others: int) -> torch.Tensor:
     """Indices (N, n_others) of each point's nearest other points, in blocks of rows."""
-    centered = x - x.mean(dim=0, keepdim=True)
-    squared_norms = (centered * centered).sum(dim=1)
+    centered, squared_norms = centered_with_squared_norms(x)
     neighbours = []
-    with full_precision_matmul():
-        for start in range(0, len(x), _KNN_BLOCK_ROWS):
-            block = centered[start : start + _KNN_BLOCK_ROWS]
-            d2 = squared_norms[start : start + len(block), None] + squared_norms[None, :] - 2 * block @ centered.T
-            rows = torch.arange(len(block), device=x.device)
-            d2[rows, rows + start] = float("inf")  # a point is not its own neighbour
-            neighbours.append(d2.topk(n_others, dim=1, largest=False).indices)
+    for start in range(0, len(x), _KNN_BLOCK_ROWS):
+        d2 = squared_distances_from_rows(centered, squared_norms, slice(start, start + _KNN_BLOCK_ROWS))
+        rows = torch.arange(len(d2), device=x.device)
+        d2[rows, rows + start] = float("inf")  # a point is not its own neighbour
+        neighbours.append(d2.topk(n_others, dim=1, largest=False).indices)
     return torch.cat(neighbours)
 
 

@@ -40,12 +40,31 @@ def full_precision_matmul() -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32 = previous_cuda_flag
 
 
+def centered_with_squared_norms(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Points (..., N, D) minus their mean, and each centered point's squared norm (..., N).
+
+    Distances are translation invariant, and centering keeps |x|^2 + |y|^2 - 2 x.y small
+    enough that its three terms cancel without losing digits.
+    """
+    centered = points - points.mean(dim=-2, keepdim=True)
+    return centered, (centered * centered).sum(dim=-1)
+
+
+def squared_distances_from_rows(centered: torch.Tensor, squared_norms: torch.Tensor, rows) -> torch.Tensor:
+    """Squared distances (R, N) from the points `rows` (an index tensor or a slice) to all N.
+
+    Takes the output of `centered_with_squared_norms`; one GEMM, clamped at 0.
+    """
+    with full_precision_matmul():
+        block = squared_norms[rows, None] + squared_norms[None, :] - 2 * centered[rows] @ centered.T
+    return block.clamp_(min=0.0)
+
+
 def pairwise_squared_distances_(z: torch.Tensor) -> torch.Tensor:
     """Squared Euclidean distances with one GEMM: |z_i|^2 + |z_j|^2 - 2 z_i.z_j.
 
-    Z is centered first (distances are translation invariant, and centering keeps the
-    three terms small so they cancel without losing digits); the result is clamped at 0
-    and its diagonal set to exactly 0.
+    Z is centered first (see `centered_with_squared_norms`); the result is clamped at 0 and
+    its diagonal set to exactly 0. The N x N buffer is transformed in place.
 
     Args:
         z: points, shape (..., N, D), already validated and in the working dtype.
@@ -59,8 +78,7 @@ def pairwise_squared_distances_(z: torch.Tensor) -> torch.Tensor:
         tensor([[ 0., 25.],
                 [25.,  0.]], dtype=torch.float64)
     """
-    centered = z - z.mean(dim=-2, keepdim=True)
-    squared_norms = (centered * centered).sum(dim=-1)
+    centered, squared_norms = centered_with_squared_norms(z)
     with full_precision_matmul():
         d2 = torch.matmul(centered, centered.transpose(-1, -2))
     d2.mul_(-2.0)
@@ -95,13 +113,10 @@ def median_bandwidth(points: torch.Tensor) -> float:
     """
     n = points.shape[0]
     rows = torch.linspace(0, n - 1, steps=min(n, _MEDIAN_ROWS), device=points.device).long()
-    centered = points - points.mean(dim=0, keepdim=True)
-    squared_norms = (centered * centered).sum(dim=1)
-    with full_precision_matmul():
-        block = squared_norms[rows, None] + squared_norms[None, :] - 2 * centered[rows] @ centered.T
+    block = squared_distances_from_rows(*centered_with_squared_norms(points), rows)
     off_diagonal = torch.ones_like(block, dtype=torch.bool)
     off_diagonal[torch.arange(len(rows), device=points.device), rows] = False
-    values = block[off_diagonal].clamp(min=0)
+    values = block[off_diagonal]
     # The two middle order statistics, averaged: the median of an even count.
     lower = float(values.kthvalue((values.numel() + 1) // 2).values.sqrt())
     upper = float(values.kthvalue(values.numel() // 2 + 1).values.sqrt())

@@ -171,6 +171,14 @@ def check_matrix_fits(n_matrices: int, n: int, dtype: torch.dtype, device: torch
         )
 
 
+def affinity_of_points(points: torch.Tensor, sigma: float | str, dtype: torch.dtype) -> tuple[torch.Tensor, float]:
+    """The diffusion operator (N, N) of validated points in `dtype`, and the bandwidth used."""
+    check_matrix_fits(1, points.shape[0], dtype, points.device)
+    points = points.to(dtype)
+    bandwidth = bandwidth_for(points, sigma)
+    return diffusion_affinity_(pairwise_squared_distances_(points), bandwidth), bandwidth
+
+
 def diffusion_operator(
     z, sigma: float | str = 10.0, *, precision: str | None = None
 ) -> torch.Tensor:
@@ -193,7 +201,5 @@ def diffusion_operator(
     """
     points = as_points(z)
     sigma = resolve_sigma(sigma)
-    dtype = resolve_dtype(precision, points.device)
-    check_matrix_fits(1, points.shape[0], dtype, points.device)
-    points = points.to(dtype)
-    return diffusion_affinity_(pairwise_squared_distances_(points), bandwidth_for(points, sigma))
+    affinity, _ = affinity_of_points(points, sigma, resolve_dtype(precision, points.device))
+    return affinity

@@ -13,7 +13,8 @@ def matplotlib_available() -> bool:
     return True
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the headless Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)  # headless: training machines rarely have a display
@@ -29,7 +30,7 @@ def spectrum_figure(eigenvalues, title: str = "diffusion spectrum", t: float = 1
     do (high DSE).
     """
     values = np.sort(np.abs(np.asarray(eigenvalues, dtype=np.float64)) ** t)[::-1]
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(5, 3.5), dpi=100)
     axis.semilogy(np.arange(1, len(values) + 1), np.maximum(values, 1e-16))
     axis.set_xlabel("index")
@@ -42,4 +43,4 @@ def spectrum_figure(eigenvalues, title: str = "diffusion spectrum", t: float = 1
 
 def close_figure(figure) -> None:
     """Free a figure's memory; pyplot keeps every open figure alive otherwise."""
-    _pyplot().close(figure)
+    pyplot().close(figure)

@@ -14,13 +14,7 @@ import numpy as np
 import torch
 
 from ._validation import as_points, check_choice, check_max_samples, resolve_dtype
-from .diffusion import (
-    bandwidth_for,
-    check_matrix_fits,
-    diffusion_affinity_,
-    pairwise_squared_distances_,
-    resolve_sigma,
-)
+from .diffusion import affinity_of_points, resolve_sigma
 from .errors import EigensolverFallbackWarning
 from .sampling import SAMPLERS, subsample_rows
 
@@ -72,10 +66,7 @@ def spectrum_of_points(
     points: torch.Tensor, sigma: float | str, dtype: torch.dtype, solver: str = "exact"
 ) -> tuple[torch.Tensor, float]:
     """Eigenvalues of the diffusion operator of validated points; also the sigma used."""
-    check_matrix_fits(1, points.shape[0], dtype, points.device)
-    points = points.to(dtype)
-    bandwidth = bandwidth_for(points, sigma)
-    affinity = diffusion_affinity_(pairwise_squared_distances_(points), bandwidth)
+    affinity, bandwidth = affinity_of_points(points, sigma, dtype)
     return SOLVERS[solver](affinity), bandwidth
 
 

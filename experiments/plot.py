@@ -12,6 +12,8 @@ import csv
 import math
 import pathlib
 
+from dse_callback.plotting import close_figure, pyplot
+
 PANELS = (("dse", "DSE(Z)"), ("dsmi_y", "DSMI(Z; Y)"), ("dsmi_x", "DSMI(Z; X)"))
 
 
@@ -56,11 +58,7 @@ def labelled_histories(run_dirs) -> list[tuple[str, pathlib.Path]]:
 
 def plot_runs(run_dirs, out: str | pathlib.Path, title: str | None = None) -> pathlib.Path:
     """Write the figure for the runs' histories to `out` and return its path."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     figure, axes = plt.subplots(2, 3, figsize=(13, 7), squeeze=False)
     for label, path in labelled_histories(run_dirs):
         columns = read_history(path)
@@ -90,7 +88,7 @@ def plot_runs(run_dirs, out: str | pathlib.Path, title: str | None = None) -> pa
     out = pathlib.Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=110)
-    plt.close(figure)
+    close_figure(figure)
     return out
 
 

@@ -5,6 +5,7 @@ from .diffusion import diffusion_operator
 from .entropy import classic_shannon_entropy, diffusion_spectral_entropy, entropy_of_spectrum
 from .errors import BandwidthWarning, EigensolverFallbackWarning, SkippedClassWarning
 from .mutual_info import classic_shannon_mutual_information, diffusion_spectral_mutual_information
+from .rankme import rankme
 from .spectrum import diffusion_spectrum
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "diffusion_spectral_mutual_information",
     "diffusion_spectrum",
     "entropy_of_spectrum",
+    "rankme",
     "spectral_clusters",
 ]
 

@@ -48,16 +48,21 @@ class ExperimentCLI(LightningCLI):
         print(f"DSE curves: {figure}\nTensorBoard: tensorboard --logdir {log_dir.parent}")
 
 
+# Subcommands that are not LightningCLI's: each takes the arguments after its name.
+SUBCOMMANDS = {"plot": plot_main}
+
+
 def run(argv=None) -> ExperimentCLI | None:
-    """Run `dse-experiment`; returns the CLI (its trainer, model and datamodule), None for `plot`."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "plot":
-        plot_main(argv[1:])
+    """Run `dse-experiment`; returns the CLI (its trainer, model and datamodule), None for the others."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] in SUBCOMMANDS:
+        SUBCOMMANDS[words[0]](words[1:])
         return None
+    # LightningCLI reads sys.argv itself; passing `args` too makes it warn that both were given.
     return ExperimentCLI(
         ExperimentModule,
         PaperData,
-        args=argv,
+        args=None if argv is None else words,
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
     )

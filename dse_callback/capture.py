@@ -1,7 +1,9 @@
-"""Forward hooks that record one layer's activations without changing the model.
+"""Forward hooks that record layers' activations without changing the model.
 
 The penultimate representation is the *input* of the classifier head, so by default the
-hook is a forward pre-hook on the model's last `nn.Linear`.
+hook is a forward pre-hook on the model's last `nn.Linear`. `LayerRecorders` hooks several
+layers at once, so one forward pass records them all. `layer_label` names the capture
+side ("head (input)"), so nobody reads the input of the head as the logits.
 """
 
 from __future__ import annotations
@@ -38,6 +40,16 @@ def find_layer(model: nn.Module, layer: str | None) -> tuple[str, nn.Module]:
         shown = ", ".join(names[:_NAMES_SHOWN]) + (f", ... ({len(names)} in all)" if len(names) > _NAMES_SHOWN else "")
         raise ValueError(f"layer {layer!r} is not a submodule of {type(model).__name__}; valid names: {shown}")
     return layer, modules[layer]
+
+
+def layer_label(layer_name: str, capture: str) -> str:
+    """The layer and the side captured, as shown in the history and the logs.
+
+    Example:
+        >>> layer_label("head", "input")
+        'head (input)'
+    """
+    return f"{layer_name} ({capture})"
 
 
 class ActivationRecorder:
@@ -111,6 +123,55 @@ class ActivationRecorder:
     def clear(self) -> None:
         self._chunks = []
         self.calls = 0
+
+    @property
+    def label(self) -> str:
+        return layer_label(self.layer_name, self.capture)
+
+
+class LayerRecorders:
+    """One `ActivationRecorder` per named layer, all active together for one forward pass.
+
+    Args:
+        model: the module to hook.
+        layers: {name: dotted layer name or None (the input of the last nn.Linear)}.
+        capture: "input" or "output", for every layer.
+
+    Example:
+        >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+        >>> with LayerRecorders(model, {"hidden": "1", "Z": None}, "input") as recorders:
+        ...     _ = model(torch.ones(5, 4))
+        >>> {name: tuple(z.shape) for name, z in recorders.activations().items()}
+        {'hidden': (5, 3), 'Z': (5, 3)}
+    """
+
+    def __init__(self, model: nn.Module, layers: dict[str, str | None], capture: str = "input"):
+        self.recorders = {name: ActivationRecorder(model, layer, capture) for name, layer in layers.items()}
+
+    def __enter__(self) -> "LayerRecorders":
+        try:
+            for recorder in self.recorders.values():
+                recorder.__enter__()
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.remove()
+
+    def remove(self) -> None:
+        """Remove every hook; safe to call more than once."""
+        for recorder in self.recorders.values():
+            recorder.remove()
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {name: recorder.label for name, recorder in self.recorders.items()}
+
+    def activations(self) -> dict[str, torch.Tensor]:
+        """{name: (N, D)} for every layer; raises if a hook never fired."""
+        return {name: recorder.activations() for name, recorder in self.recorders.items()}
 
 
 def iterate_modes(model: nn.Module) -> Iterator[tuple[nn.Module, bool]]:

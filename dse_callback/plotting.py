@@ -41,6 +41,43 @@ def spectrum_figure(eigenvalues, title: str = "diffusion spectrum", t: float = 1
     return figure
 
 
+def information_plane_figure(points, title: str = "information plane"):
+    """DSMI(Z; X) against DSMI(Z; Y), one trajectory per representation, coloured by epoch.
+
+    Args:
+        points: {name: [(epoch, DSMI(Z; X), DSMI(Z; Y)), ...]}, in epoch order.
+        title: the axes' title.
+
+    The paper's block-by-block view: each layer's path shows whether it gains information
+    about the labels (up) while it keeps or compresses information about the inputs (right
+    or left).
+    """
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(5.5, 4.5), dpi=100)
+    epochs = [epoch for trajectory in points.values() for epoch, _, _ in trajectory]
+    low, high = (min(epochs), max(epochs)) if epochs else (0, 1)
+    scatter = None
+    markers = "osD^v<>p*h"
+    for index, (name, trajectory) in enumerate(points.items()):
+        if not trajectory:
+            continue
+        epoch, x, y = (np.asarray(column, dtype=np.float64) for column in zip(*trajectory))
+        axis.plot(x, y, color="0.6", linewidth=1, zorder=1)
+        scatter = axis.scatter(
+            x, y, c=epoch, cmap="viridis", vmin=low, vmax=max(high, low + 1), marker=markers[index % len(markers)],
+            edgecolors="k", linewidths=0.4, label=name, zorder=2,
+        )
+    if scatter is not None:
+        figure.colorbar(scatter, ax=axis, label="epoch")
+        axis.legend(fontsize=8)
+    axis.set_xlabel("DSMI(Z; X), bits")
+    axis.set_ylabel("DSMI(Z; Y), bits")
+    axis.set_title(title)
+    axis.grid(True, alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
 def close_figure(figure) -> None:
     """Free a figure's memory; pyplot keeps every open figure alive otherwise."""
     pyplot().close(figure)

@@ -10,7 +10,7 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from torch import nn
 
 from dse_callback import BandwidthWarning, DSEMonitor
-from dse_callback import monitor as monitor_module
+from dse_callback import measurement as measurement_module
 from dse_callback.monitor import DSEMonitorWarning
 from lightning_helpers import blob_data, make_classes
 
@@ -67,7 +67,8 @@ def test_history_file_records_epochs_sigma_t_n_and_layer(tmp_path):
     trainer, _ = fit(tmp_path, DSEMonitor(metrics=("dse", "cse", "dsmi_y", "csmi_y")), max_epochs=2)
     history = read_csv(f"{trainer.log_dir}/dse_history.csv")
     assert [int(row["epoch"]) for row in history] == [0, 1, 2]
-    assert {row["layer"] for row in history} == {"head"}
+    assert {row["layer"] for row in history} == {"head (input)"}  # the capture side, not the logits
+    assert {row["representation"] for row in history} == {"Z"}
     assert {row["n"] for row in history} == {"60"} and {row["sigma"] for row in history} == {"10.0"}
     assert {row["t"] for row in history} == {"1"}
     assert all(float(row["forward_seconds"]) <= float(row["probe_seconds"]) for row in history)
@@ -119,7 +120,7 @@ def test_every_n_epochs_and_a_probe_subset(tmp_path):
     monitor = DSEMonitor(every_n_epochs=2, probe_size=25, metrics=("dse",))
     trainer, _ = fit(tmp_path, monitor, max_epochs=5)
     assert sorted(monitor.history) == [0, 2, 4]
-    assert {row["n"] for row in monitor.history.values()} == {25}
+    assert {rows["Z"]["n"] for rows in monitor.history.values()} == {25}
     assert len(set(monitor.probe_indices.tolist())) == 25 and monitor.probe_indices.max() < 60
 
 
@@ -129,7 +130,7 @@ def test_explicit_probe_tensors_and_named_layer_output(tmp_path):
     trainer, _ = fit(tmp_path, monitor, max_epochs=1)
     rows = [row for row in read_csv(f"{trainer.log_dir}/metrics.csv") if row.get("dse/hidden")]
     assert len(rows) == 2 and all(row["dsmi/hidden_Y"] for row in rows)
-    assert monitor.history[0]["layer"] == "backbone.0" and monitor.history[0]["n"] == 40
+    assert monitor.history[0]["hidden"]["layer"] == "backbone.0 (output)" and monitor.history[0]["hidden"]["n"] == 40
     assert "dse/probe_seconds_hidden" in trainer.callback_metrics
 
 
@@ -140,7 +141,7 @@ def test_two_monitors_on_different_layers_coexist_and_keep_separate_state(tmp_pa
     pl.seed_everything(0, verbose=False)
     trainer = trainer_for(tmp_path, [head, hidden], max_epochs=1)
     trainer.fit(TinyClassifier(), datamodule=BlobData())
-    assert head.history[1]["dse"] != hidden.history[1]["dse"]
+    assert head.history[1]["Z"]["dse"] != hidden.history[1]["hidden"]["dse"]
     with pytest.raises(RuntimeError, match="state_key` must be unique"):  # Lightning's own check
         trainer_for(tmp_path, [DSEMonitor(), DSEMonitor()], max_epochs=1)
 
@@ -169,15 +170,17 @@ def test_unknown_layer_fails_in_setup_listing_valid_names(tmp_path):
         fit(tmp_path, DSEMonitor(layer="backbone.9"), max_epochs=1)
 
 
-def test_a_hook_that_never_fires_is_a_clear_error_and_leaves_no_hook(tmp_path):
+def test_a_hook_that_never_fires_warns_once_logs_nan_and_leaves_no_hook(tmp_path):
     class UnusedTail(TinyClassifier):
         def __init__(self):
             super().__init__()
             self.unused = nn.Linear(3, 3)  # the last Linear, never called
 
     model = UnusedTail()
-    with pytest.raises(RuntimeError, match="never fired .* torch.compile"):
-        fit(tmp_path, DSEMonitor(metrics=("dse",)), max_epochs=1, model=model)
+    with pytest.warns(DSEMonitorWarning, match="never fired .* torch.compile") as record:
+        trainer, _ = fit(tmp_path, DSEMonitor(metrics=("dse",)), max_epochs=2, model=model)
+    assert sum("never fired" in str(w.message) for w in record) == 1
+    assert trainer.current_epoch == 2 and math.isnan(float(trainer.callback_metrics["dse/Z"]))
     assert all(not m._forward_pre_hooks for m in model.modules())
 
 
@@ -218,7 +221,7 @@ def test_a_failing_metric_logs_nan_while_the_others_go_on(tmp_path, monkeypatch)
     def broken(*args, **kwargs):
         raise torch.linalg.LinAlgError("simulated failure")
 
-    monkeypatch.setattr(monitor_module, "diffusion_spectral_mutual_information", broken)
+    monkeypatch.setattr(measurement_module, "diffusion_spectral_mutual_information", broken)
     with pytest.warns(DSEMonitorWarning, match="could not compute dsmi_y"):
         trainer, _ = fit(tmp_path, DSEMonitor(metrics=("dse", "dsmi_y")), max_epochs=1)
     assert math.isnan(float(trainer.callback_metrics["dsmi/Z_Y"]))
@@ -229,7 +232,7 @@ def test_a_failing_input_clustering_logs_nan_for_dsmi_x_only(tmp_path, monkeypat
     def broken(*args, **kwargs):
         raise ValueError("simulated clustering failure")
 
-    monkeypatch.setattr(monitor_module, "spectral_clusters", broken)
+    monkeypatch.setattr(measurement_module, "spectral_clusters", broken)
     with pytest.warns(DSEMonitorWarning, match="could not cluster"):
         trainer, _ = fit(tmp_path, DSEMonitor(), max_epochs=1)
     assert math.isnan(float(trainer.callback_metrics["dsmi/Z_X"]))

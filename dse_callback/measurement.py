@@ -1,0 +1,194 @@
+"""Measuring a set of representations: every selected metric of every watched layer.
+
+Flow of a probe through this module (after the forward pass):
+
+1. `Measurer.cluster_inputs(inputs, labels)` (once per run, until it succeeds): the probe's
+   inputs, downsampled, grouped by spectral clustering into as many clusters as classes.
+   The clusters are the reference variable X of DSMI(Z; X) at every later probe.
+2. `Measurer.measure(representations, labels, input_clusters)`: for each layer's Z (N, D)
+   (float32/64), the bandwidth (fixed, or the median distance), then each metric: DSE
+   (also keeping the spectrum for the figure), DSMI(Z; Y), DSMI(Z; X), CSE, CSMI and RankMe.
+
+Nothing here raises: non-finite activations, a failing clustering or a failing metric give
+one warning per reason (`OnceWarner`) and NaN, because a metric must never end a long
+training run. A pure function of its inputs: no Lightning, no loggers, no files.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .clustering import spectral_clusters
+from .diffusion import median_bandwidth
+from .entropy import classic_shannon_entropy, entropy_of_spectrum, saturation_message
+from .errors import BandwidthWarning
+from .mutual_info import classic_shannon_mutual_information, diffusion_spectral_mutual_information
+from .rankme import rankme
+from .spectrum import diffusion_spectrum
+
+METRICS = ("dse", "dsmi_y", "dsmi_x", "cse", "csmi_y", "csmi_x", "rankme")
+NEEDS_LABELS = ("dsmi_y", "csmi_y")
+NEEDS_INPUT_CLUSTERS = ("dsmi_x", "csmi_x")
+
+
+class DSEMonitorWarning(UserWarning):
+    """A probe could not measure something; the run goes on and NaN is logged."""
+
+
+class OnceWarner:
+    """Warns once per reason for the life of a monitor, so a long run's log stays readable."""
+
+    def __init__(self):
+        self.seen: set[str] = set()
+
+    def __call__(self, reason: str, message: str, category=DSEMonitorWarning) -> None:
+        if reason not in self.seen:
+            self.seen.add(reason)
+            warnings.warn(message, category, stacklevel=3)
+
+
+def check_metrics(metrics) -> tuple[str, ...]:
+    """A non-empty tuple of known metric names."""
+    metrics = tuple(metrics)
+    unknown = [metric for metric in metrics if metric not in METRICS]
+    if not metrics or unknown:
+        raise ValueError(f"metrics must be a non-empty selection of {METRICS}, got {metrics!r}")
+    return metrics
+
+
+@dataclass
+class Measured:
+    """The values of one probe.
+
+    Attributes:
+        values: {name: {metric: value}}; NaN where a metric failed.
+        sigma: {name: the bandwidth used}.
+        spectra: {name: the eigenvalues behind DSE}, where DSE was measured.
+    """
+
+    values: dict[str, dict[str, float]] = field(default_factory=dict)
+    sigma: dict[str, float] = field(default_factory=dict)
+    spectra: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class Measurer:
+    """Computes the selected metrics of representations; see the module docstring.
+
+    Args:
+        metrics: names from `METRICS`.
+        sigma: bandwidth, or "median" (the median pairwise distance of each Z).
+        t: diffusion time.
+        precision: eigensolve precision ("float64", "float32", None for per device).
+        seed: seeds the DSMI subsets and the clustering.
+        n_input_clusters: clusters of X; None for the number of classes (10 without labels).
+        warn: the `OnceWarner` shared with the rest of the monitor.
+    """
+
+    def __init__(self, metrics, sigma=10.0, t=1, precision=None, seed=0, n_input_clusters=None, warn=None):
+        self.metrics = check_metrics(metrics)
+        self.sigma = sigma
+        self.t = t
+        self.precision = precision
+        self.seed = seed
+        self.n_input_clusters = n_input_clusters
+        self.warn = warn or OnceWarner()
+
+    @property
+    def needs_input_clusters(self) -> bool:
+        return any(metric in NEEDS_INPUT_CLUSTERS for metric in self.metrics)
+
+    def cluster_inputs(self, inputs: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
+        """Cluster labels (N,) of the probe's inputs as rows (N, F), or None after a warning."""
+        n_clusters = self.n_input_clusters
+        if n_clusters is None:
+            n_clusters = len(torch.unique(labels)) if labels is not None else 10
+        n_clusters = max(2, min(n_clusters, len(inputs) - 1))
+        try:
+            return spectral_clusters(inputs, n_clusters, seed=self.seed).cpu()
+        except Exception as error:  # DSMI(Z; X) then logs NaN; clustering is retried next probe
+            self.warn(
+                f"clustering:{type(error).__name__}",
+                f"DSEMonitor could not cluster the probe's inputs ({type(error).__name__}: {error})",
+            )
+            return None
+
+    def nan_values(self, names) -> Measured:
+        """All NaN: what a probe whose forward pass failed reports."""
+        nan = float("nan")
+        return Measured({name: {metric: nan for metric in self.metrics} for name in names}, {name: nan for name in names})
+
+    def measure(
+        self,
+        representations: dict[str, torch.Tensor],
+        labels: torch.Tensor | None,
+        input_clusters: torch.Tensor | None,
+        labels_by_name: dict[str, str] | None = None,
+    ) -> Measured:
+        """Every selected metric of every representation {name: Z (N, D)}.
+
+        Args:
+            representations: {name: Z}, float32 or float64.
+            labels: the probe's labels (N,), or None.
+            input_clusters: the inputs' cluster labels (N,), or None.
+            labels_by_name: {name: "layer (side)"}, used in warnings.
+        """
+        measured = self.nan_values(representations)
+        for name, z in representations.items():
+            where = (labels_by_name or {}).get(name, name)
+            z = z.detach()
+            n_bad = int((~torch.isfinite(z).all(dim=1)).sum())
+            if n_bad:
+                self.warn(
+                    f"non-finite:{name}",
+                    f"{n_bad} of {len(z)} probe activations of layer {where!r} are NaN or Inf (is training "
+                    "diverging?); DSEMonitor logs NaN while they are",
+                )
+                continue
+            with torch.inference_mode():
+                sigma = median_bandwidth(z.double()) if self.sigma == "median" else self.sigma
+                measured.sigma[name] = sigma
+                for metric in self.metrics:
+                    try:
+                        if metric == "dse":
+                            value, measured.spectra[name] = self._dse(z, sigma, where)
+                        else:
+                            value = self._metric(metric, z, sigma, labels, input_clusters)
+                        measured.values[name][metric] = value
+                    except Exception as error:  # a metric must never kill a long run
+                        self.warn(
+                            f"{metric}:{type(error).__name__}",
+                            f"DSEMonitor could not compute {metric} of {where!r} ({type(error).__name__}: {error}); "
+                            "logging NaN",
+                        )
+        return measured
+
+    def _dse(self, z: torch.Tensor, sigma: float, where: str) -> tuple[float, np.ndarray]:
+        """DSE(Z) and the spectrum behind it; warns once per layer when DSE sits at an end."""
+        eigenvalues = diffusion_spectrum(z, sigma, max_samples=None, precision=self.precision)
+        value = float(entropy_of_spectrum(eigenvalues, self.t))
+        message = saturation_message(value, len(z), sigma)
+        if message:
+            self.warn(f"saturation:{where}", f"{message} (DSEMonitor layer {where!r})", BandwidthWarning)
+        return value, eigenvalues.double().cpu().numpy()
+
+    def _metric(self, metric: str, z: torch.Tensor, sigma: float, labels, input_clusters) -> float:
+        common = dict(n_repetitions=5, seed=self.seed, max_samples=None)
+        if metric == "cse":
+            return classic_shannon_entropy(z)
+        if metric == "rankme":
+            return rankme(z)
+        if metric in NEEDS_INPUT_CLUSTERS and input_clusters is None:
+            raise RuntimeError("the probe's inputs have not been clustered")
+        if metric in NEEDS_LABELS and labels is None:
+            raise RuntimeError("the probe has no labels")
+        reference = labels if metric in NEEDS_LABELS else input_clusters
+        reference = reference.to(z.device)
+        if metric.startswith("dsmi"):
+            return diffusion_spectral_mutual_information(
+                z, reference, sigma=sigma, t=self.t, reference_type="labels", precision=self.precision, **common
+            )
+        return classic_shannon_mutual_information(z, reference, reference_type="labels", **common)

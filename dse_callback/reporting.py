@@ -1,0 +1,105 @@
+"""Reporting a probe's values: the history file and the TensorBoard figures and layout.
+
+Flow (after the values are measured and, under DDP, broadcast; rank 0 only):
+
+1. `write_history(path, history, columns)`: the whole history as one CSV, one row per
+   (epoch, representation), with the layer and the side captured ("head (input)"), the
+   metrics, sigma, t, N and timings; rewritten through a temporary file, so a crash never
+   leaves half a file.
+2. `add_figures(writers, ...)`: per representation the eigenvalue spectrum behind DSE
+   (`{dse key}_spectrum`), and, when both DSMI(Z; X) and DSMI(Z; Y) are measured, the
+   information plane of every representation so far (`{prefix}information_plane`).
+3. `add_custom_scalar_layout(writers, ...)`: once per run, TensorBoard's Custom Scalars
+   tab grouping the entropy and the mutual-information curves.
+
+Loggers are duck-typed (TensorBoardLogger by class name), so this module imports no
+Lightning namespace.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from typing import Any, Sequence
+
+from .plotting import close_figure, information_plane_figure, matplotlib_available, spectrum_figure
+
+HISTORY_DETAIL_COLUMNS = ("step", "probe_seconds", "forward_seconds", "metric_seconds", "n", "sigma", "t")
+
+
+def history_columns(metrics: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
+    """The history file's columns, in order."""
+    return ["epoch", "representation", "layer", *metrics, *HISTORY_DETAIL_COLUMNS, *extra]
+
+
+def write_history(path: str, history: dict[int, dict[str, dict[str, Any]]], columns: Sequence[str]) -> None:
+    """Rewrite `path` with every row of `history` ({epoch: {representation: row}})."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=directory, suffix=".csv.tmp")
+    with os.fdopen(handle, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(columns))
+        writer.writeheader()
+        for epoch in sorted(history):
+            for row in history[epoch].values():
+                writer.writerow({column: row.get(column, "") for column in columns})
+    os.replace(temporary, path)
+
+
+def tensorboard_loggers(loggers) -> list:
+    """The TensorBoard loggers among a Trainer's `loggers` (either Lightning namespace)."""
+    return [logger for logger in loggers if any(cls.__name__ == "TensorBoardLogger" for cls in type(logger).__mro__)]
+
+
+def tensorboard_writers(loggers) -> list:
+    """Their SummaryWriters; empty on ranks other than 0, whose `experiment` is a dummy."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    writers = [logger.experiment for logger in tensorboard_loggers(loggers)]
+    return [writer for writer in writers if isinstance(writer, SummaryWriter)]
+
+
+def information_plane_points(history, names: Sequence[str]) -> dict[str, list[tuple[int, float, float]]]:
+    """{name: [(epoch, DSMI(Z; X), DSMI(Z; Y)), ...]} from the history, finite points only."""
+    points: dict[str, list[tuple[int, float, float]]] = {name: [] for name in names}
+    for epoch in sorted(history):
+        for name, row in history[epoch].items():
+            x, y = row.get("dsmi_x"), row.get("dsmi_y")
+            if name in points and isinstance(x, float) and isinstance(y, float) and x == x and y == y:
+                points[name].append((epoch, x, y))
+    return points
+
+
+def add_figures(writers, history, spectra, keys, metrics, t, step: int, epoch: int, prefix: str) -> None:
+    """Spectrum figures of this probe and the information plane so far, to every writer."""
+    if not writers or not matplotlib_available():
+        return
+    figures = []
+    for name, eigenvalues in spectra.items():
+        tag = keys[name]["dse"]
+        figures.append((f"{tag}_spectrum", spectrum_figure(eigenvalues, f"{tag} after {epoch} epoch(s)", t)))
+    if "dsmi_x" in metrics and "dsmi_y" in metrics:
+        points = information_plane_points(history, list(keys))
+        if any(points.values()):
+            figures.append((f"{prefix}information_plane", information_plane_figure(points)))
+    for tag, figure in figures:
+        for writer in writers:
+            writer.add_figure(tag, figure, global_step=step, close=False)
+        close_figure(figure)
+
+
+def add_custom_scalar_layout(writers, keys: dict[str, dict[str, str]], metrics, title: str) -> None:
+    """Group each representation's entropy curves and mutual-information curves."""
+    charts = {}
+    for name, named_keys in keys.items():
+        entropy = [named_keys[m] for m in ("dse", "cse") if m in metrics]
+        information = [named_keys[m] for m in ("dsmi_y", "dsmi_x", "csmi_y", "csmi_x") if m in metrics]
+        if entropy:
+            charts[f"entropy of {name}"] = ["Multiline", entropy]
+        if information:
+            charts[f"mutual information of {name}"] = ["Multiline", information]
+        if "rankme" in metrics:  # not bits: a chart of its own
+            charts[f"effective rank of {name}"] = ["Multiline", [named_keys["rankme"]]]
+    for writer in writers:
+        writer.add_custom_scalars({title: charts})

@@ -23,6 +23,7 @@ from .data import PaperData
 from .module import ExperimentModule
 from .plot import main as plot_main
 from .plot import plot_runs
+from .toy import toy_main
 
 
 def _seed_to_int(seed) -> int:
@@ -49,7 +50,7 @@ class ExperimentCLI(LightningCLI):
 
 
 # Subcommands that are not LightningCLI's: each takes the arguments after its name.
-SUBCOMMANDS = {"plot": plot_main}
+SUBCOMMANDS = {"plot": plot_main, "toy": toy_main}
 
 
 def run(argv=None) -> ExperimentCLI | None:

@@ -7,10 +7,12 @@ from .errors import BandwidthWarning, EigensolverFallbackWarning, SkippedClassWa
 from .mutual_info import classic_shannon_mutual_information, diffusion_spectral_mutual_information
 from .rankme import rankme
 from .spectrum import diffusion_spectrum
+from .tracker import DSETracker
 
 __all__ = [
     "BandwidthWarning",
     "DSEMonitor",
+    "DSETracker",
     "EigensolverFallbackWarning",
     "SkippedClassWarning",
     "classic_shannon_entropy",

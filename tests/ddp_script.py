@@ -1,24 +1,25 @@
 """Two-process CPU DDP run with a DSEMonitor; each rank writes what it logged.
 
-Run by tests/test_monitor_ddp.py as `python tests/ddp_script.py OUT_DIR`; Lightning's
-DDP launcher starts the second process by re-running this script.
+Run by tests/test_monitor_ddp.py as `python tests/ddp_script.py OUT_DIR [NAMESPACE]`
+(NAMESPACE: pytorch_lightning, the default, or lightning.pytorch); Lightning's DDP
+launcher starts the second process by re-running this script.
 """
 
+import importlib
 import json
 import os
 import sys
 
-import pytorch_lightning as pl
-from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.loggers import CSVLogger
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from dse_callback import DSEMonitor  # noqa: E402
 from lightning_helpers import make_classes  # noqa: E402
 
 
-def main(out_dir: str) -> None:
+def main(out_dir: str, namespace: str = "pytorch_lightning") -> None:
+    pl = importlib.import_module(namespace)
+    ModelCheckpoint, CSVLogger = pl.callbacks.ModelCheckpoint, pl.loggers.CSVLogger
+    module = "dse_callback.lightning" if namespace == "lightning.pytorch" else "dse_callback.monitor"
+    DSEMonitor = importlib.import_module(module).DSEMonitor
     TinyClassifier, BlobData = make_classes(pl)
     pl.seed_everything(0, verbose=False)
     monitor = DSEMonitor(metrics=("dse", "dsmi_y", "dsmi_x"))
@@ -41,4 +42,4 @@ def main(out_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])

@@ -173,7 +173,7 @@ def mine_mutual_information(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
     with torch.no_grad():
         bounds = [float(_mine_bound(network, x[rows], y[rows], y[shuffled])) for rows, shuffled in _batches(n, batch_size, generator)]
     return float(np.mean(bounds)) / _LN2, losses

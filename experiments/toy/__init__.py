@@ -14,6 +14,8 @@ import dataclasses
 import pathlib
 import time
 
+import torch
+
 from .blobs import BlobsGrid, blobs_study
 from .corruption import CorruptionGrid, corruption_study
 from .dimension import DimensionGrid, dimension_study
@@ -48,7 +50,13 @@ def toy_main(argv=None) -> None:
     parser.add_argument("--out", required=True, help="directory for STUDY.csv and STUDY.png")
     parser.add_argument("--quick", action="store_true", help="the reduced grid (under 2 minutes)")
     parser.add_argument("--seed", type=int, default=0, help="seeds every data set and estimator")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice); 1 is fastest on a busy shared CPU")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be >= 1; got {args.threads}")
+        torch.set_num_threads(args.threads)
     start = time.perf_counter()
     csv_path, figure = run_study(args.study, args.out, quick=args.quick, seed=args.seed)
     print(f"{args.study}: {csv_path} and {figure} in {time.perf_counter() - start:.0f} s")

@@ -39,7 +39,7 @@ class AsyncResult:
     """One finished measurement: `values` by name, the caller's `context`, any `error`."""
 
     key: Any
-    values: dict[str, float]
+    values: dict[str, Any]
     context: dict[str, Any]
     seconds: float
     error: str | None = None
@@ -92,12 +92,12 @@ class AsyncMetrics:
     def submit(
         self,
         key: Any,
-        measure: Callable[..., dict[str, float]],
+        measure: Callable[..., dict[str, Any]],
         *args: Any,
         names: Sequence[str],
         context: dict[str, Any] | None = None,
     ) -> None:
-        """Queue `measure(*args)`, which returns {name: value}; `names` are its NaN fallback.
+        """Queue `measure(*args)`, which returns {name: value}; `names` get NaN if it fails.
 
         `args` must be snapshots (see `snapshot`): the worker reads them while training runs.
         """
@@ -145,13 +145,13 @@ class AsyncMetrics:
 
     # ------------------------------------------------------------------ worker side
 
-    def _run(self, measure, args, ready_event) -> tuple[dict[str, float], float]:
+    def _run(self, measure, args, ready_event) -> tuple[dict[str, Any], float]:
         start = time.perf_counter()
         with torch.inference_mode(), self._side_stream(ready_event):
             values = measure(*args)
             if ready_event is not None:
                 torch.cuda.current_stream().synchronize()  # done with the snapshot's memory
-        return {name: float(value) for name, value in values.items()}, time.perf_counter() - start
+        return dict(values), time.perf_counter() - start
 
     def _record_event(self, args):
         leaves, _ = tree_flatten(args)

@@ -1,8 +1,12 @@
-"""`dse-experiment plot RUN_DIR... --out FIG.png`: the paper's figure layout from history files.
+"""`dse-experiment plot RUN_DIR... --out FIG.png [--plane PLANE.png]`: figures from history files.
 
-Top row: DSE(Z), DSMI(Z; Y), DSMI(Z; X) against epoch; bottom row: the same against
-validation accuracy (when the history records `val_acc`). Several runs overlay, each
-labelled by its directory.
+The curves (`--out`): top row DSE(Z), DSMI(Z; Y), DSMI(Z; X) against epoch; bottom row the
+same against validation accuracy (when the history records `val_acc`). Several runs
+overlay, each labelled by its directory; a history with several layers (its
+`representation` column) gives one line per layer.
+
+The information plane (`--plane`): DSMI(Z; X) against DSMI(Z; Y), one trajectory per run
+and layer, coloured by epoch (the paper's block-by-block view).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import csv
 import math
 import pathlib
 
-from dse_callback.plotting import close_figure, pyplot
+from dse_callback.plotting import close_figure, information_plane_figure, pyplot
 
 PANELS = (("dse", "DSE(Z)"), ("dsmi_y", "DSMI(Z; Y)"), ("dsmi_x", "DSMI(Z; X)"))
 
@@ -28,10 +32,28 @@ def find_histories(run_dir: str | pathlib.Path) -> list[pathlib.Path]:
     return found
 
 
-def read_history(path: pathlib.Path) -> dict[str, list[float]]:
-    """Columns of a history file as floats (blank cells become NaN), sorted by epoch."""
+def read_histories(path: pathlib.Path) -> dict[str, dict[str, list[float]]]:
+    """{representation: its columns} of a history file; one entry "Z" for files without
+    a `representation` column (written before monitors watched several layers)."""
     with open(path) as stream:
-        rows = sorted(csv.DictReader(stream), key=lambda row: int(row["epoch"]))
+        rows = list(csv.DictReader(stream))
+    names = list(dict.fromkeys(row.get("representation") or "Z" for row in rows)) or ["Z"]
+    return {name: _columns([row for row in rows if (row.get("representation") or "Z") == name]) for name in names}
+
+
+def read_history(path: pathlib.Path, representation: str | None = None) -> dict[str, list[float]]:
+    """Columns of one representation's rows as floats (blank cells become NaN), sorted by
+    epoch; the file's first representation when None."""
+    histories = read_histories(path)
+    if representation is None:
+        return next(iter(histories.values()))
+    if representation not in histories:
+        raise KeyError(f"{path} has no representation {representation!r}; it has {sorted(histories)}")
+    return histories[representation]
+
+
+def _columns(rows: list[dict]) -> dict[str, list[float]]:
+    rows = sorted(rows, key=lambda row: int(row["epoch"]))
     columns: dict[str, list[float]] = {}
     for row in rows:
         for key, value in row.items():
@@ -56,12 +78,43 @@ def labelled_histories(run_dirs) -> list[tuple[str, pathlib.Path]]:
     return pairs
 
 
+def labelled_representations(run_dirs) -> list[tuple[str, dict[str, list[float]]]]:
+    """(label, columns) per run and layer; the layer joins the label when a file has several."""
+    labelled = []
+    for label, path in labelled_histories(run_dirs):
+        histories = read_histories(path)
+        for name, columns in histories.items():
+            labelled.append((f"{label} {name}" if len(histories) > 1 else label, columns))
+    return labelled
+
+
+def plot_information_plane(run_dirs, out: str | pathlib.Path, title: str | None = None) -> pathlib.Path:
+    """Write DSMI(Z; X) against DSMI(Z; Y) per run and layer, coloured by epoch, to `out`."""
+    points = {}
+    for label, columns in labelled_representations(run_dirs):
+        if "dsmi_x" not in columns or "dsmi_y" not in columns:
+            continue
+        rows = zip(columns["epoch"], columns["dsmi_x"], columns["dsmi_y"])
+        points[label] = [(int(e), x, y) for e, x, y in rows if math.isfinite(x) and math.isfinite(y)]
+    if not any(points.values()):
+        raise ValueError(f"no history under {list(map(str, run_dirs))} has finite dsmi_x and dsmi_y values to draw")
+    figure = information_plane_figure(points, title or "information plane")
+    return _save(figure, out)
+
+
+def _save(figure, out) -> pathlib.Path:
+    out = pathlib.Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=110)
+    close_figure(figure)
+    return out
+
+
 def plot_runs(run_dirs, out: str | pathlib.Path, title: str | None = None) -> pathlib.Path:
     """Write the figure for the runs' histories to `out` and return its path."""
     plt = pyplot()
     figure, axes = plt.subplots(2, 3, figsize=(13, 7), squeeze=False)
-    for label, path in labelled_histories(run_dirs):
-        columns = read_history(path)
+    for label, columns in labelled_representations(run_dirs):
         accuracy = columns.get("val_acc")
         for column, (key, name) in enumerate(PANELS):
             values = columns.get(key)
@@ -85,17 +138,16 @@ def plot_runs(run_dirs, out: str | pathlib.Path, title: str | None = None) -> pa
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    out = pathlib.Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=110)
-    close_figure(figure)
-    return out
+    return _save(figure, out)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="dse-experiment plot", description=__doc__)
     parser.add_argument("run_dirs", nargs="+", help="run directories (or history files) to overlay")
     parser.add_argument("--out", required=True, help="the PNG to write")
+    parser.add_argument("--plane", default=None, help="also write the information plane to this PNG")
     parser.add_argument("--title", default=None)
     args = parser.parse_args(argv)
     print(plot_runs(args.run_dirs, args.out, args.title))
+    if args.plane:
+        print(plot_information_plane(args.run_dirs, args.plane, args.title))

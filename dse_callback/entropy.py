@@ -8,11 +8,12 @@ import warnings
 import numpy as np  # noqa: F401  (doctest examples)
 import torch
 
-from ._validation import as_points, check_choice, check_positive, check_positive_int, resolve_dtype
+from ._validation import as_points, check_positive, check_positive_int, resolve_dtype
 from .clustering import bin_rows
 from .diffusion import resolve_sigma
 from .errors import BandwidthWarning
-from .spectrum import SOLVERS, prepare_points, spectrum_of_points
+from .solvers.estimate import DSEEstimate, SLQOptions
+from .spectrum import check_solver_settings, estimate_entropy, prepare_points
 
 # DSE within this fraction of log2 N of either end means the bandwidth does not fit Z.
 _SATURATION_FRACTION = 0.02
@@ -68,9 +69,13 @@ def diffusion_spectral_entropy(
     seed: int = 0,
     sampler: str = "torch",
     precision: str | None = None,
-    solver: str = "exact",
+    solver: str = "auto",
     warn_saturation: bool = True,
-) -> float:
+    return_details: bool = False,
+    distributed: bool = False,
+    memory_budget: int | None = None,
+    solver_options: SLQOptions | None = None,
+) -> float | DSEEstimate:
     """Diffusion spectral entropy of points Z, in bits.
 
     With A the symmetric diffusion operator of Z (see `diffusion_operator`) and lambda its
@@ -87,28 +92,46 @@ def diffusion_spectral_entropy(
             (None: never subsample; the reference subsamples to 10,000).
         seed: seed of that subsample (a private generator; the global RNG is untouched).
         sampler: "torch" or "python_random" (reproduces the `dse-dsmi` reference).
-        precision: "float64", "float32", or None (float64 on the CPU, float32 on GPUs).
-        solver: a name in `SOLVERS` ("exact").
+        precision: "float64", "float32", or None (exact: float64 on the CPU, float32 on
+            GPUs; slq: float32 products with float64 sums).
+        solver: "exact" (every eigenvalue, O(N^3)), "slq" (deflated stochastic Lanczos
+            quadrature with an error bar, O(N^2) per product) or "auto" (exact up to
+            `solvers.run.EXACT_MAX_N` points for the device, 4,096 on the CPU; slq above).
         warn_saturation: emit a `BandwidthWarning` when DSE is within 2% of 0 or log2 N.
+        return_details: return a `DSEEstimate` (value, stderr, interval, solver, n, sigma,
+            t, seconds, top_eigenvalues, ...) instead of a float.
+        distributed: z holds this rank's rows of Z under an initialized torch.distributed
+            default process group (the full Z is their concatenation in rank order); each
+            rank builds only its row block of the kernel and every rank returns the same value.
+        memory_budget: bytes the stored kernel (or this rank's rows of it) may take for
+            "slq"; above it the blocked, matrix-free path recomputes kernel rows for every
+            product (memory O(N * block)). None: 70% of the free memory.
+        solver_options: `SLQOptions` (probes, Lanczos steps, deflation block, ...).
 
     Returns:
-        DSE in bits.
+        DSE in bits, or a `DSEEstimate` with `return_details=True`.
 
     Example:
         >>> round(diffusion_spectral_entropy(np.eye(4) * 1000.0, warn_saturation=False), 6)
         2.0
+        >>> estimate = diffusion_spectral_entropy(np.eye(4) * 1000.0, warn_saturation=False, return_details=True)
+        >>> estimate.solver, estimate.n, estimate.stderr
+        ('exact', 4, 0.0)
     """
     sigma = resolve_sigma(sigma)
     t = check_positive(t, "t")
-    check_choice(solver, "solver", tuple(SOLVERS))
-    points = prepare_points(z, max_samples, seed, sampler)
-    dtype = resolve_dtype(precision, points.device)
-    eigenvalues, bandwidth = spectrum_of_points(points, sigma, dtype, solver)
-    entropy = float(entropy_of_spectrum(eigenvalues, t))
-    message = saturation_message(entropy, points.shape[0], bandwidth) if warn_saturation else None
+    options = check_solver_settings(solver, memory_budget, solver_options)
+    if precision is not None:
+        resolve_dtype(precision, torch.device("cpu"))
+    points = prepare_points(z, max_samples, seed, sampler, distributed=bool(distributed))
+    estimate = estimate_entropy(
+        points, sigma, t, precision=precision, solver=solver, seed=seed, distributed=bool(distributed),
+        memory_budget=memory_budget, options=options,
+    )
+    message = saturation_message(estimate.value, estimate.n, estimate.sigma) if warn_saturation else None
     if message:
         warnings.warn(message, BandwidthWarning, stacklevel=2)
-    return entropy
+    return estimate if return_details else estimate.value
 
 
 def entropy_of_rows(codes: torch.Tensor) -> float:

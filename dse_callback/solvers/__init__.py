@@ -1,0 +1,14 @@
+"""Solvers for the DSE of large point clouds: one module per part.
+
+- `estimate`: the `DSEEstimate` result and `SLQOptions`.
+- `operator`: products with the diffusion operator, stored or blocked (matrix-free).
+- `layout`: row ownership and the collectives of the distributed path.
+- `krylov`: top eigenpairs (block Krylov + Rayleigh-Ritz) and Lanczos quadrature.
+- `slq`: deflated stochastic Lanczos quadrature with control variates.
+- `bounds`: certified top-k bounds at t = 2.
+- `run`: the "exact", "slq" and "auto" entries of `spectrum.SOLVERS`.
+"""
+
+from .estimate import DSEEstimate, SLQOptions
+
+__all__ = ["DSEEstimate", "SLQOptions"]

@@ -1,0 +1,116 @@
+"""Krylov building blocks on a `DiffusionOperator`: top eigenpairs and Lanczos quadrature.
+
+Vectors are full (N, p) float64 blocks, identical on every rank; only products touch A.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class TopPairs:
+    """Ritz pairs of A, largest first: values (r,), vectors (N, r), A @ vectors (N, r)."""
+
+    values: torch.Tensor
+    vectors: torch.Tensor
+    products: torch.Tensor
+    residuals: torch.Tensor
+
+
+def _project_out(basis: torch.Tensor, block: torch.Tensor) -> torch.Tensor:
+    """block - basis (basis^T block), twice (classical Gram-Schmidt needs the second pass)."""
+    for _ in range(2):
+        block = block - basis @ (basis.T @ block)
+    return block
+
+
+def _orthonormal_continuation(basis: torch.Tensor, block: torch.Tensor) -> torch.Tensor:
+    """An orthonormal block spanning `block` without `basis`; vanished columns become noise
+    orthogonal to both, which keeps the Krylov basis orthonormal on low-rank A."""
+    for _ in range(2):
+        block = torch.linalg.qr(_project_out(basis, block)).Q
+    return block
+
+
+def top_eigenpairs(operator, generator: torch.Generator, *, block: int, depth: int, restarts: int, tolerance: float) -> TopPairs:
+    """The top Ritz pairs of A, by restarted block Krylov iteration with Rayleigh-Ritz.
+
+    The eigenvector sqrt(deg)/||sqrt(deg)|| of eigenvalue 1 is known exactly and comes
+    first. Each round builds [X, AX, ..., A^depth X] orthogonal to it, solves the projected
+    eigenproblem, and restarts from the best Ritz vectors until the leading `block` pairs
+    have residuals ||A u - theta u|| <= tolerance. Only the leading run of converged pairs is
+    returned: a pair with a large residual would bias the deflated estimate.
+    """
+    n = operator.n
+    known = operator.top_vector[:, None]
+    known_product = known.clone()
+    start = torch.randn(n, block, generator=generator, dtype=torch.float64).to(operator.device)
+    for _round in range(restarts + 1):
+        basis = known
+        blocks, products = [], []
+        current = _orthonormal_continuation(basis, start)
+        for step in range(depth + 1):
+            product = operator.matmul(current)
+            blocks.append(current)
+            products.append(product)
+            basis = torch.cat([basis, current], dim=1)
+            if step < depth:
+                current = _orthonormal_continuation(basis, product)
+        krylov, krylov_products = torch.cat(blocks, dim=1), torch.cat(products, dim=1)
+        projected = krylov.T @ krylov_products
+        values, rotation = torch.linalg.eigh((projected + projected.T) / 2)
+        values, rotation = values.flip(0), rotation.flip(1)
+        vectors, vector_products = krylov @ rotation, krylov_products @ rotation
+        residuals = (vector_products - vectors * values).norm(dim=0)
+        converged = int(torch.cumprod((residuals[:block] <= tolerance).to(torch.int64), 0).sum())
+        if converged == block:
+            break
+        start = vectors[:, :block]
+    one = torch.ones(1, dtype=torch.float64, device=operator.device)
+    return TopPairs(
+        values=torch.cat([one, values[:converged]]),
+        vectors=torch.cat([known, vectors[:, :converged]], dim=1),
+        products=torch.cat([known_product, vector_products[:, :converged]], dim=1),
+        residuals=torch.cat([torch.zeros_like(one), residuals[:converged]]),
+    )
+
+
+def lanczos_quadrature(operator, deflation: torch.Tensor, starts: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gauss quadrature nodes and weights of v^T f(PAP) v for each start column v = P z.
+
+    P = I - U U^T with U = `deflation` (N, r). For each of the p starts, `steps` Lanczos
+    steps with full reorthogonalization (all p run together, one (N, p) product per step)
+    give a tridiagonal T; its eigenvalues are the nodes, and ||Pz||^2 times the squared first
+    components of its eigenvectors are the weights: z^T P f(PAP) P z ~ sum_k w_k f(node_k).
+
+    Returns:
+        nodes (p, m) and weights (p, m), float64.
+    """
+    vectors = _project_out(deflation, starts)
+    norms = vectors.norm(dim=0)
+    vectors = vectors / norms
+    n, p = vectors.shape
+    history = torch.zeros((steps, n, p), dtype=torch.float64, device=vectors.device)
+    alphas = torch.zeros((p, steps), dtype=torch.float64, device=vectors.device)
+    betas = torch.zeros((p, steps), dtype=torch.float64, device=vectors.device)
+    for k in range(steps):
+        history[k] = vectors
+        product = _project_out(deflation, operator.matmul(vectors))
+        alphas[:, k] = (vectors * product).sum(dim=0)
+        if k == steps - 1:
+            break
+        for _ in range(2):  # full reorthogonalization against U and all earlier Lanczos vectors
+            product = _project_out(deflation, product)
+            product = product - torch.einsum("knp,kp->np", history[: k + 1], torch.einsum("knp,np->kp", history[: k + 1], product))
+        beta = product.norm(dim=0)
+        # An invariant Krylov space (beta = 0) ends that column: zero vectors stay zero.
+        alive = beta > 1e-12
+        betas[:, k] = torch.where(alive, beta, torch.zeros_like(beta))
+        vectors = torch.where(alive, product / torch.where(alive, beta, torch.ones_like(beta)), torch.zeros_like(product))
+    tridiagonal = torch.diag_embed(alphas) + torch.diag_embed(betas[:, :-1], 1) + torch.diag_embed(betas[:, :-1], -1)
+    nodes, eigenvectors = torch.linalg.eigh(tridiagonal.cpu())
+    weights = eigenvectors[:, 0, :].square() * norms.cpu().square()[:, None]
+    return nodes, weights

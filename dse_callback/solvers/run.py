@@ -1,0 +1,104 @@
+"""The solvers behind `spectrum.SOLVERS`: each maps one request to a `DSEEstimate`.
+
+- "exact": all eigenvalues of the stored N x N operator (eigvalsh); O(N^3).
+- "slq": deflated stochastic Lanczos quadrature with control variates (see `slq`), with
+  certified top-k bounds at t = 2 when they are tight; O(N^2) per product, stored or
+  blocked by the memory budget, rows sharded under torch.distributed.
+- "auto": "exact" up to `EXACT_MAX_N[device type]` points, "slq" above.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+
+from ..diffusion import affinity_of_points
+from .bounds import top_k_bounds
+from .estimate import DSEEstimate, SLQOptions
+from .layout import RowLayout
+from .operator import DiffusionOperator
+from .krylov import top_eigenpairs
+from .slq import entropy_and_stderr, slq_moments
+
+# "auto" stays exact up to this N, per device type. CPU: measured with
+# benchmarks/bench_large_n.py (see README "Large N"); CUDA: not measured here (no GPU).
+EXACT_MAX_N = {"cpu": 4096, "cuda": 4096}
+_EXACT_MAX_N_OTHER = 4096
+# Below this N "slq" has too few directions to deflate and probe: it runs "exact".
+_SLQ_MIN_N = 64
+# Eigenvalues kept in an exact estimate's `top_eigenvalues`.
+_TOP_KEPT = 1000
+
+
+@dataclass(frozen=True)
+class EntropyRequest:
+    """One DSE to compute: the full Z (N, D) on this rank, and how."""
+
+    points: torch.Tensor
+    bandwidth: float
+    t: float
+    dtype: torch.dtype
+    seed: int
+    layout: RowLayout
+    memory_budget: int | None
+    options: SLQOptions
+
+
+def exact_max_n(device: torch.device) -> int:
+    return EXACT_MAX_N.get(device.type, _EXACT_MAX_N_OTHER)
+
+
+def _entropy_of(eigenvalues: torch.Tensor, t: float) -> float:
+    from ..entropy import entropy_of_spectrum  # entropy imports spectrum, which imports this
+
+    return float(entropy_of_spectrum(eigenvalues, t))
+
+
+def exact_solver(request: EntropyRequest) -> DSEEstimate:
+    start = time.perf_counter()
+    from ..spectrum import exact_eigenvalues
+
+    affinity, _ = affinity_of_points(request.points, request.bandwidth, request.dtype)
+    eigenvalues = exact_eigenvalues(affinity).to(torch.float64).cpu()
+    del affinity
+    value = _entropy_of(eigenvalues, request.t)
+    top = eigenvalues.sort(descending=True).values[:_TOP_KEPT]
+    return DSEEstimate(
+        value=value, stderr=0.0, interval=(value, value), solver="exact", n=request.points.shape[0],
+        sigma=request.bandwidth, t=request.t, seconds=time.perf_counter() - start, top_eigenvalues=top,
+    )
+
+
+def slq_solver(request: EntropyRequest) -> DSEEstimate:
+    n = request.points.shape[0]
+    if n < _SLQ_MIN_N:
+        return exact_solver(request)
+    start = time.perf_counter()
+    operator = DiffusionOperator(request.points, request.bandwidth, request.dtype, request.layout, request.memory_budget)
+    options = request.options
+    # Keep the Krylov basis (depth + 1) * block + 1 well inside N.
+    block = max(1, min(options.block, (n // 2) // (options.depth + 1)))
+    generator = torch.Generator(device="cpu").manual_seed(request.seed)
+    pairs = top_eigenpairs(operator, generator, block=block, depth=options.depth,
+                           restarts=options.restarts, tolerance=options.tolerance)
+    solver, stderr = "topk", 0.0
+    low, high = top_k_bounds(operator.frobenius_squared, n, pairs) if request.t == 2 else (0.0, math.inf)
+    value = (low + high) / 2
+    if high - low > options.bound_tolerance:  # loose or no bounds: probe
+        solver = "slq"
+        value, stderr = entropy_and_stderr(*slq_moments(operator, request.t, generator, options, pairs))
+        low, high = value - 2 * stderr, value + 2 * stderr
+    return DSEEstimate(
+        value=value, stderr=stderr, interval=(low, high), solver=solver, n=n, sigma=request.bandwidth,
+        t=request.t, seconds=time.perf_counter() - start, top_eigenvalues=pairs.values.cpu(),
+        storage="stored" if operator.stored else "blocked", products=operator.products,
+    )
+
+
+def auto_solver(request: EntropyRequest) -> DSEEstimate:
+    if request.points.shape[0] <= exact_max_n(request.points.device):
+        return exact_solver(request)
+    return slq_solver(request)

@@ -20,9 +20,11 @@ from pytorch_lightning.cli import LightningCLI
 from dse_callback import DSEMonitor
 
 from .data import PaperData
+from .init_sweep import main as init_sweep_main
 from .module import ExperimentModule
 from .plot import main as plot_main
 from .plot import plot_runs
+from .population import main as population_main
 from .toy import toy_main
 
 
@@ -50,7 +52,7 @@ class ExperimentCLI(LightningCLI):
 
 
 # Subcommands that are not LightningCLI's: each takes the arguments after its name.
-SUBCOMMANDS = {"plot": plot_main, "toy": toy_main}
+SUBCOMMANDS = {"plot": plot_main, "population": population_main, "init-sweep": init_sweep_main, "toy": toy_main}
 
 
 def run(argv=None) -> ExperimentCLI | None:

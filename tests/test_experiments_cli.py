@@ -10,7 +10,8 @@ from experiments.plot import labelled_histories, plot_runs, read_history
 from fake_datasets import accept_tiny_files, write_cifar10, write_mnist, write_stl10
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
-CONFIGS = sorted(CONFIG_DIR.rglob("*.yaml"))
+# configs/population/ holds `dse-experiment population` studies, not LightningCLI configs.
+CONFIGS = sorted(path for path in CONFIG_DIR.rglob("*.yaml") if path.parent.name != "population")
 QUICKSTART = CONFIG_DIR / "quickstart.yaml"
 
 

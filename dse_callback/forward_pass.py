@@ -6,13 +6,14 @@ Flow of a probe through this module (`probe_forward`):
    stays bit-identical to training without it), every submodule in eval mode with its own
    flag restored afterwards, `torch.inference_mode()`, and one hook per watched layer
    (`LayerRecorders`), removed in `finally`.
-2. For each probe batch (`ProbeSet.batches(device)`): `convert_input(inputs)` (the
-   Trainer's precision plugin: bf16/fp16/fp64 casts), then `forward(model, inputs)` under
-   `forward_context()` (the plugin's autocast or default dtype), exactly as a validation
-   step runs. When DSMI(Z; X) still needs its input clusters, the raw inputs are also
-   downsampled and kept.
+2. For each probe batch (`ProbeSet.batches(device)`, this process's share under DDP):
+   `convert_input(inputs)` (the Trainer's precision plugin: bf16/fp16/fp64 casts), then
+   `forward(model, inputs)` under `forward_context()` (the plugin's autocast or default
+   dtype), exactly as a validation step runs. When DSMI(Z; X) still needs its input
+   clusters, the raw inputs are also downsampled and kept.
 3. Each layer's rows are concatenated in probe order and cast to float32 (float64 stays)
-   before any math; a layer whose row count differs from the probe's is an error.
+   before any math; the padding batches' rows (last) are dropped; a layer whose row count
+   differs from the rows fed is an error. Under DDP the tracker then gathers the shares.
 
 Errors propagate: the caller (the tracker) turns them into one warning and NaN values.
 No Lightning here: the glue passes the precision plugin's functions in.
@@ -28,6 +29,7 @@ from typing import Any, Callable, ContextManager, Iterator
 import numpy as np
 import torch
 from torch import nn
+from torch.utils._pytree import tree_flatten
 
 from .capture import EvalMode, LayerRecorders
 from .clustering import downsample_images
@@ -129,23 +131,33 @@ def probe_forward(
     forward_context = forward_context or contextlib.nullcontext
     forward = forward or call_module
     recorders = LayerRecorders(model, layers, capture)
-    kept_inputs, batches = [], 0
+    kept_inputs, batches, rows, fed = [], 0, len(probe.share), 0
     try:
         with isolated_rng(device, seed), EvalMode(model), torch.inference_mode(), recorders:
-            for inputs, _ in probe.batches(device):
-                if collect_inputs:
-                    kept_inputs.append(flat_inputs(inputs, input_size))
+            for inputs, _, padding in probe.batches(device):
+                if collect_inputs and not (padding and kept_inputs):  # an empty share keeps 0 rows
+                    flat = flat_inputs(inputs, input_size)
+                    kept_inputs.append(flat[:0] if padding else flat)
                 with forward_context():
                     forward(model, convert_input(inputs))
                 batches += 1
+                fed += batch_rows(inputs)
+        # The padding batches come last: the first `rows` rows are this process's share.
         representations = {name: as_float(z) for name, z in recorders.activations().items()}
     finally:
         recorders.remove()
     for name, z in representations.items():
-        if len(z) != len(probe):
+        if len(z) != fed:
             recorder = recorders.recorders[name]
             raise RuntimeError(
-                f"layer {recorder.label!r} produced {len(z)} rows for {len(probe)} probe samples (it ran "
+                f"layer {recorder.label!r} produced {len(z)} rows for the {fed} probe rows it was fed (it ran "
                 f"{recorder.calls} times in {batches} batches); hook a layer that runs once per forward pass"
             )
+    representations = {name: z[:rows] for name, z in representations.items()}
     return ForwardResult(representations, torch.cat(kept_inputs) if kept_inputs else None, batches)
+
+
+def batch_rows(inputs: Any) -> int:
+    """Rows in a batch of inputs: the length of its first tensor."""
+    leaves = [leaf for leaf in tree_flatten(inputs)[0] if isinstance(leaf, torch.Tensor)]
+    return len(leaves[0]) if leaves else 0

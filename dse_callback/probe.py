@@ -8,23 +8,30 @@ Flow of a probe through this module:
    indices: at most `probe_size` samples, chosen with a private seeded generator (indices
    restored from a checkpoint win), then reads one collated sample through the
    `BatchReader`, so a batch the monitor cannot read fails here, showing its structure.
-3. `ProbeSet.batches(device)` (every probe) yields (inputs, labels) batches in probe order
-   on `device`: from the `ProbeCache` when the previous pass filled it, else from a
-   DataLoader over the fixed indices (filling the cache as it goes).
+3. `ProbeSet.shard(rank, P)` (under DDP) picks this process's contiguous share of the
+   indices (`sharding.shard_range`); one process keeps them all.
+4. `ProbeSet.batches(device)` (every probe) yields (inputs, labels, is_padding) per forward
+   call, in probe order, on `device`, from a `ProbeCache` over the share: read once with
+   DataLoader workers, then kept on the device, in pinned host memory or re-read, by a
+   free-memory budget (`probe_cache.py`). Every process makes the same number of calls:
+   the shorter shares end with repeated batches marked as padding, whose outputs the
+   forward pass drops (FSDP and DeepSpeed gather parameters inside every forward call).
 
 No Lightning here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Iterator, Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+from torch.utils._pytree import tree_map
+from torch.utils.data import Dataset, TensorDataset
 from torch.utils.data._utils.collate import default_collate
 
 from .batches import BatchFormatError, BatchReader, describe_batch
+from .probe_cache import ProbeCache
+from .sharding import forward_batch_count, padded_batches, shard_range
 
 
 def as_dataset(probe: Dataset | Sequence[torch.Tensor]) -> Dataset:
@@ -39,82 +46,17 @@ def as_dataset(probe: Dataset | Sequence[torch.Tensor]) -> Dataset:
     raise TypeError(f"probe must be a torch Dataset or a tuple of tensors (x, y), got {type(probe).__name__}")
 
 
-def to_device(value: Any, device: torch.device) -> Any:
-    """`value` with every tensor inside (mappings, tuples, lists) moved to `device`."""
-    if isinstance(value, torch.Tensor):
-        return value.to(device, non_blocking=True)
-    if isinstance(value, Mapping):
-        return {key: to_device(item, device) for key, item in value.items()}
-    if isinstance(value, (tuple, list)):
-        return type(value)(to_device(item, device) for item in value)
-    return value
-
-
-def nbytes(value: Any) -> int:
-    """Bytes held by the tensors inside `value`."""
-    if isinstance(value, torch.Tensor):
-        return value.numel() * value.element_size()
-    if isinstance(value, Mapping):
-        return sum(nbytes(item) for item in value.values())
-    if isinstance(value, (tuple, list)):
-        return sum(nbytes(item) for item in value)
-    return 0
-
-
-class ProbeCache:
-    """Probe batches kept on the model's device after the first pass, up to `max_bytes`.
-
-    The probe is read through the DataLoader once; later probes replay the cached batches.
-    A probe larger than `max_bytes` is never cached (it is re-read every probe).
-    """
-
-    def __init__(self, max_bytes: int = 2**30):
-        self.max_bytes = max_bytes
-        self._batches: list[tuple[Any, torch.Tensor | None]] | None = None
-        self._filling: list[tuple[Any, torch.Tensor | None]] = []
-        self._bytes = 0
-
-    @property
-    def full(self) -> bool:
-        return self._batches is not None
-
-    def batches(self) -> Iterator[tuple[Any, torch.Tensor | None]]:
-        yield from self._batches or ()
-
-    def offer(self, inputs: Any, labels: torch.Tensor | None) -> None:
-        """Keep one batch of a first pass while the total stays within `max_bytes`."""
-        self._bytes += nbytes(inputs) + nbytes(labels)
-        if self._bytes <= self.max_bytes:
-            self._filling.append((inputs, labels))
-        else:
-            self._filling = []
-
-    def complete(self) -> None:
-        """The first pass ended: keep what was offered if all of it fitted."""
-        if self._bytes <= self.max_bytes:
-            self._batches = self._filling
-        self._filling, self._bytes = [], 0
-
-    def abandon(self) -> None:
-        """A pass stopped half-way: forget the partial batches."""
-        self._filling, self._bytes = [], 0
-
-    def clear(self) -> None:
-        self._batches = None
-        self.abandon()
-
-
 class ProbeSet:
     """A fixed, seeded subset of a dataset and its batches; see the module docstring.
 
     Args:
         dataset: the probe's Dataset (see `as_dataset`).
         probe_size: at most this many samples, chosen once with a seeded generator.
-        batch_size: probe batch size.
+        batch_size: probe batch size (forward calls of this many rows).
         seed: seeds the choice of samples.
         reader: reads inputs and labels out of each batch.
-        num_workers: DataLoader workers.
-        cache: the device cache (a fresh 1 GiB `ProbeCache` when None).
+        num_workers: DataLoader workers of the reading pass (None: `default_num_workers()`).
+        max_cache_bytes: a cap on the cached inputs (None: only the free-memory budget).
         indices: fixed indices, for example from a checkpoint.
     """
 
@@ -125,8 +67,8 @@ class ProbeSet:
         batch_size: int = 256,
         seed: int = 0,
         reader: BatchReader | None = None,
-        num_workers: int = 0,
-        cache: ProbeCache | None = None,
+        num_workers: int | None = None,
+        max_cache_bytes: int | None = None,
         indices: torch.Tensor | None = None,
     ):
         self.dataset = dataset
@@ -135,12 +77,28 @@ class ProbeSet:
         self.seed = seed
         self.reader = reader or BatchReader()
         self.num_workers = num_workers
-        self.cache = cache if cache is not None else ProbeCache()
+        self.max_cache_bytes = max_cache_bytes
         self.indices = indices
-        self.labels: torch.Tensor | None = None  # all probe labels, in order, after a first pass
+        self.rank, self.world_size = 0, 1
+        self.cache: ProbeCache | None = None
+        self.has_labels = False  # known after `prepare`
 
     def __len__(self) -> int:
         return 0 if self.indices is None else len(self.indices)
+
+    @property
+    def share(self) -> range:
+        """The rows of the probe this process forwards."""
+        return shard_range(len(self), self.rank, self.world_size)
+
+    @property
+    def labels(self) -> torch.Tensor | None:
+        """This process's share of the labels, in probe order, after a first pass."""
+        return None if self.cache is None else self.cache.labels
+
+    @property
+    def cache_mode(self) -> str:
+        return "" if self.cache is None or self.cache.mode is None else self.cache.mode
 
     def prepare(self, needs_labels: Sequence[str] = (), needs_tensor_inputs: Sequence[str] = ()) -> None:
         """Fix the indices and check that the batches can be read (configuration errors raise).
@@ -165,6 +123,7 @@ class ProbeSet:
             )
         batch = default_collate([self.dataset[int(self.indices[0])]])
         inputs, labels = self.reader.split(batch)
+        self.has_labels = labels is not None
         if needs_labels and labels is None:
             raise BatchFormatError(
                 f"metrics {list(needs_labels)} need labels, but DSEMonitor found none in the probe batch "
@@ -183,29 +142,38 @@ class ProbeSet:
                 "metrics"
             )
 
-    def batches(self, device: torch.device) -> Iterator[tuple[Any, torch.Tensor | None]]:
-        """(inputs, labels or None) per batch, in probe order, on `device`."""
-        if self.cache.full:
-            yield from self.cache.batches()
-            return
-        loader = DataLoader(
-            Subset(self.dataset, self.indices.tolist()),
-            batch_size=self.batch_size,
-            shuffle=False,
-            num_workers=self.num_workers,
-        )
-        labels = []
-        try:
-            for batch in loader:
-                inputs, batch_labels = self.reader.split(batch)
-                inputs = to_device(inputs, device)
-                batch_labels = None if batch_labels is None else batch_labels.to(device)
-                self.cache.offer(inputs, batch_labels)
-                if batch_labels is not None:
-                    labels.append(batch_labels)
-                yield inputs, batch_labels
-        except BaseException:
-            self.cache.abandon()
-            raise
-        self.labels = torch.cat(labels) if labels else None
-        self.cache.complete()
+    def shard(self, rank: int, world_size: int) -> None:
+        """Forward only rank `rank`'s contiguous share of P = `world_size` (a new cache if it moved)."""
+        if (rank, world_size) != (self.rank, self.world_size):
+            self.rank, self.world_size = rank, world_size
+            self.cache = None
+
+    def batches(self, device: torch.device) -> Iterator[tuple[Any, torch.Tensor | None, bool]]:
+        """(inputs, labels or None, is_padding) per forward call, in probe order, on `device`.
+
+        Every process makes `forward_batch_count(N, P, batch_size)` calls; after its own
+        batches come repeats (is_padding True) whose outputs the caller drops.
+        """
+        device = torch.device(device)
+        if self.cache is None or self.cache.device != device:
+            share = self.share
+            self.cache = ProbeCache(
+                self.dataset, self.indices[share.start : share.stop], device, split=self.reader.split,
+                num_workers=self.num_workers, max_bytes=self.max_cache_bytes,
+            )
+        count = forward_batch_count(len(self), self.world_size, self.batch_size)
+        for (inputs, labels), padding in padded_batches(self.cache.batches(self.batch_size), count, self._filler(device)):
+            yield inputs, labels, padding
+
+    def release(self) -> None:
+        """Drop the cached inputs (the end of a run)."""
+        self.cache = None
+
+    def _filler(self, device: torch.device):
+        """A one-sample batch for a process whose share is empty (N < P), to pad with."""
+
+        def read_one():
+            inputs, labels = self.reader.split(default_collate([self.dataset[int(self.indices[0])]]))
+            return tree_map(lambda value: value.to(device) if isinstance(value, torch.Tensor) else value, inputs), labels
+
+        return read_one

@@ -25,7 +25,10 @@ from typing import Any, Sequence
 
 from .plotting import close_figure, information_plane_figure, matplotlib_available, spectrum_figure
 
-HISTORY_DETAIL_COLUMNS = ("step", "probe_seconds", "forward_seconds", "metric_seconds", "n", "sigma", "t")
+HISTORY_DETAIL_COLUMNS = (
+    "step", "probe_seconds", "data_seconds", "transfer_seconds", "forward_seconds", "metric_seconds", "n", "sigma", "t",
+    "cache",
+)  # fmt: skip
 
 
 def history_columns(metrics: Sequence[str], extra: Sequence[str] = ()) -> list[str]:

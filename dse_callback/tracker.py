@@ -5,15 +5,21 @@ Flow of one `measure(model, epoch)`:
 1. (first call only, unless done before) `check_model` finds every watched layer and
    `prepare_probe` fixes the probe set's seeded indices and checks that its batches can be
    read (configuration errors raise here; see `probe.py`).
-2. The forward pass (`forward_pass.probe_forward`): one pass over the probe batches with
-   every layer hooked, under the `Runtime`'s input conversion and forward context (the
-   Lightning glue passes the Trainer's precision plugin).
-3. On the primary process: the inputs clustered once for DSMI(Z; X), then every metric of
-   every layer (`measurement.Measurer`). A failed forward pass gives one warning and NaN.
-4. The values are broadcast (`Runtime.broadcast`, identity on one process) so every
-   process returns, logs and records the same values.
+2. The forward pass (`forward_pass.probe_forward`): this process's share of the probe
+   (all of it on one process; `Runtime.rank` of `world_size` under DDP), read once and
+   cached (`probe_cache.py`), with every layer hooked, under the `Runtime`'s input
+   conversion and forward context (the Lightning glue passes the Trainer's precision
+   plugin). A failed forward pass anywhere gives one warning and NaN everywhere.
+3. The shares are gathered in probe order (`distributed_probe.gather_probe`).
+4. Synchronous (default): the inputs clustered once for DSMI(Z; X) on the primary process
+   and broadcast; then every metric of every layer, the (layer x metric) work spread over
+   the processes, so every process ends with the same values (`shared_measurement.py`).
+   Asynchronous (`async_metrics=True`): the primary process queues the measurement on a
+   background thread (`async_probes.py`) and training goes on; `collect()` returns the
+   finished probes, and fills in their history rows, when they are ready.
 5. The history gains one row per layer (`history[epoch][name]`), written to
-   `history_path` on the primary process; the flat key -> value dict is returned.
+   `history_path` on the primary process; the flat key -> value dict is returned (empty
+   for an asynchronous probe: its values come from `collect`).
 
 No Lightning here: `monitor.py` adapts this object to both Lightning namespaces.
 """
@@ -21,21 +27,25 @@ No Lightning here: `monitor.py` adapts this object to both Lightning namespaces.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, ContextManager, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
 from ._validation import check_choice, check_positive, check_positive_int
+from .async_probes import AsyncProbes, FinishedProbe
 from .batches import BatchReader
 from .capture import CAPTURE_MODES, find_layer, layer_label
 from .diffusion import resolve_sigma
-from .forward_pass import probe_forward
-from .measurement import NEEDS_INPUT_CLUSTERS, NEEDS_LABELS, Measurer, OnceWarner, check_metrics
-from .probe import ProbeCache, ProbeSet, as_dataset
+from .distributed_probe import Runtime, all_succeeded, gather_probe
+from .forward_pass import module_device, probe_forward
+from .measurement import NEEDS_INPUT_CLUSTERS, NEEDS_LABELS, Measured, Measurer, OnceWarner, check_metrics
+from .probe import ProbeSet, as_dataset
 from .reporting import history_columns, write_history
+from .shared_measurement import measure_shared
+
+__all__ = ["DSETracker", "Runtime", "resolve_layers"]
 
 _KEY_PATTERNS = {
     "dse": "dse/{}",
@@ -46,27 +56,9 @@ _KEY_PATTERNS = {
     "csmi_x": "csmi/{}_X",
     "rankme": "rankme/{}",
 }
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-@dataclass
-class Runtime:
-    """How a probe runs inside a training framework; the defaults fit one plain process.
-
-    Attributes:
-        convert_input: casts the inputs to the training precision (identity when None).
-        forward_context: a factory of the context the forward runs in (autocast, dtype).
-        broadcast: sends the primary process's values to every process.
-        is_primary: whether this process measures and writes files (rank 0).
-    """
-
-    convert_input: Callable[[Any], Any] | None = None
-    forward_context: Callable[[], ContextManager] | None = None
-    broadcast: Callable[[Any], Any] = _identity
-    is_primary: bool = True
+# Forward batch sizes for throughput when none is given: the probe runs without gradients,
+# so it takes far larger batches than training; a GPU needs more rows to fill it.
+DEFAULT_PROBE_BATCH_SIZE = {"cpu": 256, "cuda": 1024}
 
 
 def resolve_layers(layer: str | None, layers, name: str) -> dict[str, str | None]:
@@ -105,7 +97,15 @@ class DSETracker:
             (each its own name) or a dict {name: dotted name}. Excludes `layer`.
         name: the representation's name with `layer` (keys `dse/{name}`, ...); with
             `layers`, the monitor's name in the timing keys and the checkpoint.
-        probe_size, batch_size, num_workers, max_cache_bytes: the probe set (`probe.py`).
+        probe_size: at most this many probe samples (`probe.py`).
+        probe_batch_size: rows per probe forward call; None: 256 on the CPU, 1024 on a GPU
+            (no gradients are kept, so larger than training batches). `batch_size` is its
+            older name.
+        num_workers: DataLoader workers of the probe's one reading pass; None: 0 for
+            in-memory tensors, else half the cores up to 8 (the monitor passes the
+            validation loader's).
+        max_cache_bytes: a cap on the cached probe inputs; None: a quarter of the device's
+            free memory, then pinned host memory, then re-reading (`probe_cache.py`).
         metrics: any of `measurement.METRICS`.
         sigma, t, precision, n_input_clusters, seed: the measurement (`measurement.py`).
         capture: record the layers' "input" or "output".
@@ -113,6 +113,8 @@ class DSETracker:
         input_key, label_key, batch_to_inputs: reading batches (`batches.py`).
         forward: callable (model, inputs) for models not called as `model(inputs)`.
         history_path: a CSV rewritten after every probe (None: no file).
+        async_metrics: measure in a background thread while training goes on (primary
+            process only); `measure` then returns {} and `collect()` the finished probes.
     """
 
     def __init__(
@@ -126,23 +128,34 @@ class DSETracker:
         sigma: float | str = 10.0,
         t: float = 1,
         capture: str = "input",
-        batch_size: int = 256,
+        probe_batch_size: int | None = None,
         seed: int = 0,
         precision: str | None = None,
         n_input_clusters: int | None = None,
         input_size: int = 64,
-        max_cache_bytes: int = 2**30,
-        num_workers: int = 0,
+        max_cache_bytes: int | None = None,
+        num_workers: int | None = None,
         input_key: str | None = None,
         label_key: str | None = None,
         batch_to_inputs: Callable[[Any], Any] | None = None,
         forward: Callable[[nn.Module, Any], Any] | None = None,
         history_path: str | None = None,
         extra_columns: Sequence[str] = (),
+        async_metrics: bool = False,
+        batch_size: int | None = None,
     ):
         check_positive_int(probe_size, "probe_size", minimum=2)
-        check_positive_int(batch_size, "batch_size")
+        if batch_size is not None and probe_batch_size is not None:
+            raise ValueError(f"pass probe_batch_size={probe_batch_size!r} or its older name batch_size, not both")
+        probe_batch_size = batch_size if probe_batch_size is None else probe_batch_size
+        if probe_batch_size is not None:
+            check_positive_int(probe_batch_size, "probe_batch_size")
+        if num_workers is not None:
+            check_positive_int(num_workers, "num_workers", minimum=0)
+        if max_cache_bytes is not None:
+            check_positive_int(max_cache_bytes, "max_cache_bytes", minimum=0)
         check_choice(capture, "capture", CAPTURE_MODES)
+        check_choice(async_metrics, "async_metrics", (False, True))
         check_positive(t, "t")
         if forward is not None and not callable(forward):
             raise TypeError(f"forward must be a callable (module, inputs) -> outputs, got {forward!r}")
@@ -151,9 +164,10 @@ class DSETracker:
         self.name = name
         self.metrics = check_metrics(metrics)
         self.capture, self.seed, self.input_size, self.forward = capture, seed, input_size, forward
-        self.probe_size, self.batch_size, self.num_workers = probe_size, batch_size, num_workers
+        self.probe_size, self.probe_batch_size = probe_size, probe_batch_size
+        self.num_workers, self.max_cache_bytes = num_workers, max_cache_bytes
+        self.async_metrics = async_metrics
         self.reader = BatchReader(input_key, label_key, batch_to_inputs)
-        self.cache = ProbeCache(max_cache_bytes)
         self.warn = OnceWarner()
         self.measurer = Measurer(self.metrics, resolve_sigma(sigma), t, precision, seed, n_input_clusters, self.warn)
         self.history_path = history_path
@@ -169,6 +183,8 @@ class DSETracker:
         self.probe_set: ProbeSet | None = None
         self.layer_labels: dict[str, str] = {}
         self.last_spectra: dict = {}
+        self.pending: AsyncProbes | None = None  # the background measurements (async_metrics)
+        self._collected: list[tuple[int, dict[str, float]]] = []  # finished, not yet handed out
 
     # ------------------------------------------------------------------ setup (errors raise)
 
@@ -176,29 +192,40 @@ class DSETracker:
         """Find every watched layer now, so an unknown one fails before training."""
         self.layer_labels = {rep: layer_label(find_layer(model, dotted)[0], self.capture) for rep, dotted in self.layers.items()}
 
-    def prepare_probe(self, dataset: Dataset | None = None) -> None:
-        """Fix the probe set (the explicit `probe`, else `dataset`) and check its batches."""
+    def prepare_probe(self, dataset: Dataset | None = None, num_workers: int | None = None) -> None:
+        """Fix the probe set (the explicit `probe`, else `dataset`) and check its batches.
+
+        `num_workers` (the validation loader's, from the glue) applies when the tracker's own
+        `num_workers` is None.
+        """
         dataset = self.probe if self.probe is not None else dataset
         if dataset is None:
             raise ValueError("DSETracker has no probe set: pass probe=(x, y) or a Dataset")
-        self.cache.clear()
+        workers = self.num_workers if self.num_workers is not None else num_workers
+        if workers is None and isinstance(dataset, torch.utils.data.TensorDataset):
+            workers = 0  # already tensors in memory: worker processes would only cost start-up time
         self.probe_set = ProbeSet(
-            dataset, self.probe_size, self.batch_size, self.seed, self.reader, self.num_workers, self.cache, self.probe_indices
+            dataset, self.probe_size, self.probe_batch_size or 256, self.seed, self.reader, workers,
+            self.max_cache_bytes, self.probe_indices,
         )
         needs_inputs = [m for m in self.metrics if m in NEEDS_INPUT_CLUSTERS] if self.input_clusters is None else []
         self.probe_set.prepare([m for m in self.metrics if m in NEEDS_LABELS], needs_inputs)
         self.probe_indices = self.probe_set.indices
 
     def release(self) -> None:
-        """Drop the cached probe batches (the end of a run)."""
-        self.cache.clear()
+        """Wait for pending measurements, stop the worker and drop the cached probe (end of a run)."""
+        if self.pending is not None:
+            self._collected += self._apply(self.pending.close())
+            self.pending = None
+        if self.probe_set is not None:
+            self.probe_set.release()
 
     # ------------------------------------------------------------------ one probe
 
     def measure(
         self, model: nn.Module, epoch: int, step: int | None = None, extra: dict | None = None, runtime: Runtime | None = None
     ) -> dict[str, float]:
-        """Probe `model` and return {key: value}; also records `history[epoch]`.
+        """Probe `model` and return {key: value} ({} when asynchronous); records `history[epoch]`.
 
         Args:
             model: the network, with the watched layers.
@@ -212,11 +239,51 @@ class DSETracker:
             self.check_model(model)
         if self.probe_set is None:
             self.prepare_probe()
+        device = module_device(model)
+        if self.probe_batch_size is None:
+            self.probe_set.batch_size = DEFAULT_PROBE_BATCH_SIZE.get(device.type, 256)
+        self.probe_set.shard(runtime.rank, runtime.world_size)
         start = time.perf_counter()
-        collect = runtime.is_primary and self.input_clusters is None and self.measurer.needs_input_clusters
+        result, labels = self._forward(model, runtime, device)
+        forward_seconds = time.perf_counter() - start
+        cache = self.probe_set.cache
+        details = dict(
+            epoch=epoch, step=step, n=len(self.probe_set), t=self.measurer.t, cache=self.probe_set.cache_mode,
+            data_seconds=cache.seconds["data"], transfer_seconds=cache.seconds["transfer"],
+            forward_seconds=forward_seconds - cache.seconds["data"] - cache.seconds["transfer"], **(extra or {}),
+        )
+        if self.async_metrics and result is not None:
+            return self._submit(result, labels, details, runtime, start)
+        if result is None:
+            measured = self.measurer.nan_values(self.layers)
+        else:
+            self._cluster_inputs(result, labels, runtime)
+            measured = measure_shared(
+                self.measurer, result.representations, labels, self.input_clusters, self.layer_labels,
+                runtime.rank, runtime.world_size, runtime.all_gather,
+            )
+        probe_seconds = time.perf_counter() - start
+        details.update(probe_seconds=probe_seconds, metric_seconds=probe_seconds - forward_seconds)
+        self._record(epoch, measured, details, runtime.is_primary)
+        return self._flat(epoch, measured, probe_seconds)
+
+    def collect(self, wait: bool = False) -> list[tuple[int, dict[str, float]]]:
+        """Asynchronous probes finished since the last call, as (epoch, {key: value}), oldest first.
+
+        Each one's history rows are filled in (and the file rewritten) first. `wait=True`
+        waits for every queued probe: call it before training ends and before a checkpoint.
+        """
+        if self.pending is not None:
+            self._collected += self._apply(self.pending.collect(wait))
+        collected, self._collected = self._collected, []
+        return collected
+
+    def _forward(self, model, runtime: Runtime, device) -> tuple[Any, torch.Tensor | None]:
+        """This process's share through the model, gathered; (None, None) after a failure anywhere."""
+        collect = self.input_clusters is None and self.measurer.needs_input_clusters
         try:
             result = probe_forward(
-                model, self.probe_set, self.layers, self.capture, seed=self.seed,
+                model, self.probe_set, self.layers, self.capture, seed=self.seed, device=device,
                 convert_input=runtime.convert_input, forward_context=runtime.forward_context,
                 forward=self.forward, collect_inputs=collect, input_size=self.input_size,
             )
@@ -227,41 +294,63 @@ class DSETracker:
                 "going on. Check layer=, forward= and batch_to_inputs=.",
             )
             result = None
-        forward_seconds = time.perf_counter() - start
-        payload = None
+        if not all_succeeded(result is not None, runtime, device):
+            return None, None
+        return gather_probe(result, self.probe_set.labels, len(self.probe_set), runtime, self.probe_set.has_labels)
+
+    def _cluster_inputs(self, result, labels, runtime: Runtime) -> None:
+        """X's clusters, once: computed on the primary process and sent to the others."""
+        if result.inputs is None or self.input_clusters is not None:
+            return
+        clusters = self.measurer.cluster_inputs(result.inputs, labels) if runtime.is_primary else None
+        self.input_clusters = runtime.broadcast(clusters) if runtime.world_size > 1 else clusters
+
+    def _submit(self, result, labels, details: dict, runtime: Runtime, start: float) -> dict[str, float]:
+        """Queue the measurement (primary process) and keep a NaN row until it comes back."""
+        epoch = details["epoch"]
+        details.update(probe_seconds=time.perf_counter() - start, metric_seconds=float("nan"))
+        self._record(epoch, self.measurer.nan_values(self.layers), details, write=False)
         if runtime.is_primary:
-            payload = self._measure(result)
-        values, sigma = runtime.broadcast(payload)
-        probe_seconds = time.perf_counter() - start
-        details = dict(
-            epoch=epoch, step=step, probe_seconds=probe_seconds, forward_seconds=forward_seconds,
-            metric_seconds=probe_seconds - forward_seconds, n=len(self.probe_set), t=self.measurer.t, **(extra or {}),
-        )
+            if self.pending is None:
+                self.pending = AsyncProbes(self.measurer, list(self.layers), self.input_clusters)
+            self.pending.submit(epoch, result.representations, labels, result.inputs, {"queued_seconds": details["probe_seconds"]})
+        return {}
+
+    def _apply(self, finished: list[FinishedProbe]) -> list[tuple[int, dict[str, float]]]:
+        """Fill the history rows of finished asynchronous probes; their flat values."""
+        out = []
+        for probe in finished:
+            self.input_clusters = self.pending.input_clusters if self.pending is not None else self.input_clusters
+            probe_seconds = probe.context["queued_seconds"] + probe.seconds
+            details = dict(next(iter(self.history[probe.epoch].values())), metric_seconds=probe.seconds, probe_seconds=probe_seconds)
+            self._record(probe.epoch, probe.measured, details, write=False)
+            out.append((probe.epoch, self._flat(probe.epoch, probe.measured, probe_seconds)))
+        if out and self.history_path:
+            write_history(self.history_path, self.history, self.columns)
+        return out
+
+    def _record(self, epoch: int, measured: Measured, details: dict, write: bool) -> None:
+        self.last_spectra = measured.spectra
+        details = {key: value for key, value in details.items() if key not in ("representation", "layer", "sigma", *self.metrics)}
         self.history[epoch] = {
-            rep: dict(representation=rep, layer=self.layer_labels[rep], sigma=sigma[rep], **values[rep], **details)
+            rep: dict(representation=rep, layer=self.layer_labels[rep], sigma=measured.sigma[rep], **measured.values[rep], **details)
             for rep in self.layers
         }
-        if runtime.is_primary and self.history_path:
+        if write and self.history_path:
             write_history(self.history_path, self.history, self.columns)
-        flat = {self.keys[rep][metric]: value for rep in self.layers for metric, value in values[rep].items()}
+
+    def _flat(self, epoch: int, measured: Measured, probe_seconds: float) -> dict[str, float]:
+        flat = {self.keys[rep][metric]: value for rep in self.layers for metric, value in measured.values[rep].items()}
         flat[self.timing_keys["probe_seconds"]] = probe_seconds
         flat[self.timing_keys["epoch"]] = float(epoch)
         return flat
 
-    def _measure(self, result) -> tuple[dict, dict]:
-        if result is None:
-            measured = self.measurer.nan_values(self.layers)
-        else:
-            labels = self.probe_set.labels
-            if result.inputs is not None and self.input_clusters is None:
-                self.input_clusters = self.measurer.cluster_inputs(result.inputs, labels)
-            measured = self.measurer.measure(result.representations, labels, self.input_clusters, self.layer_labels)
-        self.last_spectra = measured.spectra
-        return measured.values, measured.sigma
-
     # ------------------------------------------------------------------ checkpoint state
 
     def state_dict(self) -> dict[str, Any]:
+        """History, probe indices and input clusters; waits for pending asynchronous probes first."""
+        if self.pending is not None:
+            self._collected += self._apply(self.pending.collect(wait=True))
         return {
             "history": {epoch: {rep: dict(row) for rep, row in rows.items()} for epoch, rows in self.history.items()},
             "probe_indices": self.probe_indices,

@@ -24,7 +24,15 @@ def test_two_cpu_processes_log_the_same_values_and_finish(tmp_path, namespace):
         assert keys <= set(rank["logged"])
         assert all(math.isfinite(rank["logged"][key]) for key in keys)
     for key in ("dse/Z", "dsmi/Z_Y", "dsmi/Z_X", "dse/epoch"):
-        assert ranks[0]["logged"][key] == ranks[1]["logged"][key]  # rank 0's result, broadcast
+        assert ranks[0]["logged"][key] == ranks[1]["logged"][key]  # combined from the ranks' shares of the work
+    # Each rank forwarded its share of the 45-sample probe, 3 calls each for 3 probes;
+    # rank 1's 22 rows fill 2 batches of 11, so it repeats one batch (dropped) to match rank 0.
+    assert [rank["probe_calls"] for rank in ranks] == [9, 9]
+    assert [rank["probe_rows"] for rank in ranks] == [3 * 23, 3 * (22 + 11)]
+    for rank in ranks:  # the sharded probe measures what one process measures on the same weights
+        for key in ("dse/Z", "dsmi/Z_Y", "dsmi/Z_X"):
+            assert rank["logged"][key] == pytest.approx(rank["one_process"][key], abs=1e-6)
+        assert rank["history"]["2"]["n"] == 45
     assert ranks[0]["history_epochs"] == [0, 1, 2]  # rank 0 keeps the history
     assert ranks[0]["best"].endswith(".ckpt")  # ModelCheckpoint monitored dse/Z without hanging
     histories = list(tmp_path.glob("run/*/dse_history.csv"))

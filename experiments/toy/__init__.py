@@ -50,6 +50,7 @@ def toy_main(argv=None) -> None:
     parser.add_argument("--out", required=True, help="directory for STUDY.csv and STUDY.png")
     parser.add_argument("--quick", action="store_true", help="the reduced grid (under 2 minutes)")
     parser.add_argument("--seed", type=int, default=0, help="seeds every data set and estimator")
+    parser.add_argument("--n", type=int, default=None, help="points per data set, overriding the study's N (not for corruption)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's choice); 1 is fastest on a busy shared CPU")
     args = parser.parse_args(argv)
@@ -58,5 +59,8 @@ def toy_main(argv=None) -> None:
             parser.error(f"--threads must be >= 1; got {args.threads}")
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    csv_path, figure = run_study(args.study, args.out, quick=args.quick, seed=args.seed)
+    overrides = {} if args.n is None else {"n": args.n}
+    if args.n is not None and args.study == "corruption":
+        parser.error("--n does not apply to corruption (its size is 100 points per branch)")
+    csv_path, figure = run_study(args.study, args.out, quick=args.quick, seed=args.seed, **overrides)
     print(f"{args.study}: {csv_path} and {figure} in {time.perf_counter() - start:.0f} s")

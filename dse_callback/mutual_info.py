@@ -12,6 +12,8 @@ matches the reference (the DSE of a single point is 0 for both terms).
 
 from __future__ import annotations
 
+import math
+import time
 import warnings
 from typing import Callable
 
@@ -20,6 +22,7 @@ import torch
 
 from ._validation import (
     as_points,
+    as_tensor,
     check_choice,
     check_max_samples,
     check_positive,
@@ -32,16 +35,28 @@ from .diffusion import bandwidth_for, check_matrix_fits, diffusion_affinity_, pa
 from .entropy import entropy_of_rows, entropy_of_spectrum
 from .errors import SkippedClassWarning
 from .sampling import SAMPLERS, random_subsets, subsample_rows
-from .spectrum import SOLVERS
+from .solvers.layout import gather_points
+from .solvers.estimate import DSMIEstimate, SLQOptions
+from .spectrum import check_solver_settings, estimate_entropy, exact_eigenvalues, exact_max_n
 
 # Maps index sets (B, n) of equal size to the entropy of each subset of Z, shape (B,).
 SubsetEntropies = Callable[[torch.Tensor], torch.Tensor]
 
 
+def _gathered(z, reference) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every rank's rows of Z and of B, concatenated in rank order, on every rank."""
+    points = gather_points(as_points(z, min_rows=0))
+    values = as_tensor(reference, "reference")
+    flat = gather_points(values.reshape(len(values), -1).to(points.device))
+    return points, flat.reshape((len(flat),) + tuple(values.shape[1:]))
+
+
 def _points_and_classes(
-    z, reference, reference_type: str, n_clusters: int, max_samples, seed: int, sampler: str
+    z, reference, reference_type: str, n_clusters: int, max_samples, seed: int, sampler: str, distributed: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Validated Z and class ids of B, jointly subsampled to `max_samples` rows."""
+    if distributed:
+        z, reference = _gathered(z, reference)
     points = as_points(z)
     check_choice(sampler, "sampler", SAMPLERS)
     n = points.shape[0]
@@ -57,9 +72,14 @@ def _points_and_classes(
 
 
 def _mutual_information(
-    classes: torch.Tensor, subset_entropies: SubsetEntropies, n_repetitions: int, seed: int, sampler: str
+    classes: torch.Tensor, subset_entropies: SubsetEntropies, n_repetitions: int, seed: int, sampler: str,
+    variances: list | None = None,
 ) -> float:
-    """sum_b (n_b / N) (mean_r H(S_r) - H(B=b)), one batched entropy call per class."""
+    """sum_b (n_b / N) (mean_r H(S_r) - H(B=b)), one batched entropy call per class.
+
+    `subset_entropies` may return (entropies, variances): the variance of the result then
+    goes into `variances` (a one-element list), summed over independent terms.
+    """
     n = len(classes)
     class_ids, counts = torch.unique(classes, return_counts=True)
     total = 0.0
@@ -75,6 +95,10 @@ def _mutual_information(
         members = (classes == class_id).nonzero().reshape(1, -1).cpu()
         subsets = random_subsets(n, count, n_repetitions, seed=seed, sampler=sampler)
         entropies = subset_entropies(torch.cat([members, subsets]))
+        if isinstance(entropies, tuple):
+            entropies, term_variances = entropies
+            if variances is not None:
+                variances[0] += (count / n) ** 2 * float(term_variances[1:].sum() / n_repetitions**2 + term_variances[0])
         total += count / n * float(entropies[1:].mean() - entropies[0])
     return total
 
@@ -92,8 +116,12 @@ def diffusion_spectral_mutual_information(
     seed: int = 0,
     max_samples: int | None = 10_000,
     precision: str | None = None,
-    solver: str = "exact",
-) -> float:
+    solver: str = "auto",
+    return_details: bool = False,
+    distributed: bool = False,
+    memory_budget: int | None = None,
+    solver_options: SLQOptions | None = None,
+) -> float | DSMIEstimate:
     """Diffusion spectral mutual information DSMI(Z; B), in bits.
 
     DSMI = sum_b (n_b / N) (mean over R random subsets S of size n_b of DSE(Z_S)
@@ -117,11 +145,18 @@ def diffusion_spectral_mutual_information(
             `dse-dsmi` reference exactly: seeded with `seed` afresh for every class).
         seed: seed of the subsets, of the `max_samples` subsample and of the clustering.
         max_samples: above this many rows, Z and B are jointly subsampled (None: never).
-        precision: "float64", "float32", or None (float64 on the CPU, float32 on GPUs).
-        solver: a name in `SOLVERS` ("exact").
+        precision: "float64", "float32", or None (as in `diffusion_spectral_entropy`).
+        solver: "exact", "slq" or "auto", applied to each subset by its size: with K
+            classes the matrices are about N/K points, so "auto" keeps them exact up to
+            `solvers.run.EXACT_MAX_N` points (where batched eigvalsh is the faster).
+        return_details: return a `DSMIEstimate` (value, stderr, solver, n, sigma, t,
+            seconds) instead of a float; stderr combines the slq terms' errors (0 if exact).
+        distributed: z and reference hold this rank's rows (see `diffusion_spectral_entropy`);
+            they are gathered on every rank, and slq subsets split their kernel rows.
+        memory_budget, solver_options: as in `diffusion_spectral_entropy`.
 
     Returns:
-        DSMI in bits (about 0 when B says nothing about Z).
+        DSMI in bits (about 0 when B says nothing about Z), or a `DSMIEstimate`.
 
     Example:
         >>> z = torch.cat([torch.zeros(10, 2), torch.full((10, 2), 100.0)]).double()
@@ -133,20 +168,44 @@ def diffusion_spectral_mutual_information(
     t = check_positive(t, "t")
     n_repetitions = check_positive_int(n_repetitions, "n_repetitions")
     seed = check_seed(seed)
-    check_choice(solver, "solver", tuple(SOLVERS))
-    points, classes = _points_and_classes(z, reference, reference_type, n_clusters, max_samples, seed, sampler)
+    options = check_solver_settings(solver, memory_budget, solver_options)
+    started = time.perf_counter()
+    points, classes = _points_and_classes(
+        z, reference, reference_type, n_clusters, max_samples, seed, sampler, distributed=bool(distributed)
+    )
     points = points.to(resolve_dtype(precision, points.device))
     bandwidth = bandwidth_for(points, sigma)
-    solve = SOLVERS[solver]
+    used = set()
 
-    def subset_entropies(index_sets: torch.Tensor) -> torch.Tensor:
-        check_matrix_fits(index_sets.shape[0], index_sets.shape[1], points.dtype, points.device)
-        # Distances per subset in one batched GEMM: for K classes this does (R + 1) / K of
-        # the work of one global N x N matrix, and needs no gather.
-        d2 = pairwise_squared_distances_(points[index_sets.to(points.device)])
-        return entropy_of_spectrum(solve(diffusion_affinity_(d2, bandwidth)), t)
+    def subset_entropies(index_sets: torch.Tensor):
+        size = index_sets.shape[1]
+        if solver == "exact" or (solver == "auto" and size <= exact_max_n(points.device)):
+            used.add("exact")
+            check_matrix_fits(index_sets.shape[0], size, points.dtype, points.device)
+            # Distances per subset in one batched GEMM: for K classes this does (R + 1) / K
+            # of the work of one global N x N matrix, and needs no gather.
+            d2 = pairwise_squared_distances_(points[index_sets.to(points.device)])
+            values = entropy_of_spectrum(exact_eigenvalues(diffusion_affinity_(d2, bandwidth)), t)
+            return values, torch.zeros_like(values)
+        estimates = [
+            estimate_entropy(
+                points[rows.to(points.device)], bandwidth, t, precision=precision, solver="slq", seed=seed,
+                distributed=bool(distributed), memory_budget=memory_budget, options=options,
+            )
+            for rows in index_sets
+        ]
+        used.update(estimate.solver for estimate in estimates)
+        values = torch.tensor([estimate.value for estimate in estimates], dtype=torch.float64)
+        return values, torch.tensor([estimate.stderr**2 for estimate in estimates], dtype=torch.float64)
 
-    return _mutual_information(classes, subset_entropies, n_repetitions, seed, sampler)
+    variance = [0.0]
+    value = _mutual_information(classes, subset_entropies, n_repetitions, seed, sampler, variance)
+    if not return_details:
+        return value
+    return DSMIEstimate(
+        value=value, stderr=math.sqrt(variance[0]), solver="+".join(sorted(used)) or "exact",
+        n=len(classes), sigma=bandwidth, t=t, seconds=time.perf_counter() - started,
+    )
 
 
 def classic_shannon_mutual_information(

@@ -92,7 +92,7 @@ def prepare_points(
     """
     check_choice(sampler, "sampler", SAMPLERS)
     if distributed:
-        points = gather_points(as_points(z, min_rows=1))
+        points = gather_points(as_points(z, min_rows=0))
         points = as_points(points)
     else:
         points = as_points(z)

@@ -9,6 +9,6 @@
 - `run`: the "exact", "slq" and "auto" entries of `spectrum.SOLVERS`.
 """
 
-from .estimate import DSEEstimate, SLQOptions
+from .estimate import DSEEstimate, DSMIEstimate, SLQOptions
 
-__all__ = ["DSEEstimate", "SLQOptions"]
+__all__ = ["DSEEstimate", "DSMIEstimate", "SLQOptions"]

@@ -15,8 +15,9 @@ class DSEEstimate:
         value: DSE in bits.
         stderr: standard error in bits from the random probes (0 for exact values and for
             certified bounds).
-        interval: (low, high) in bits: value +- 2 stderr for "slq", the certified bounds for
-            "topk", (value, value) for "exact".
+        interval: (low, high) in bits: the 95% interval value +- q stderr for "slq" (q the
+            Student t quantile for probes - 1 degrees of freedom, 2.13 for 16 probes), the
+            certified bounds for "topk", (value, value) for "exact".
         solver: the solver that ran ("exact", "slq" or "topk"; never "auto").
         n: number of points N.
         sigma: the bandwidth used.
@@ -41,6 +42,29 @@ class DSEEstimate:
     top_eigenvalues: torch.Tensor
     storage: str = "dense"
     products: int = 0
+
+    def __float__(self) -> float:
+        return self.value
+
+
+@dataclass(frozen=True)
+class DSMIEstimate:
+    """A DSMI value with its error bar: the slq terms' standard errors combined
+    (sum_b (n_b/N)^2 (sum_r se_r^2 / R^2 + se_b^2)), 0 when every term was exact.
+
+    Attributes:
+        value, stderr: bits.
+        solver: the solvers that ran, joined by "+" (for example "exact" or "exact+slq").
+        n, sigma, t, seconds: as in `DSEEstimate`.
+    """
+
+    value: float
+    stderr: float
+    solver: str
+    n: int
+    sigma: float
+    t: float
+    seconds: float
 
     def __float__(self) -> float:
         return self.value

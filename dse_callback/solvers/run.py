@@ -19,9 +19,9 @@ from ..diffusion import affinity_of_points
 from .bounds import top_k_bounds
 from .estimate import DSEEstimate, SLQOptions
 from .layout import RowLayout
-from .operator import DiffusionOperator
+from .operator import DiffusionOperator, torch_threads
 from .krylov import top_eigenpairs
-from .slq import entropy_and_stderr, slq_moments
+from .slq import entropy_and_stderr, slq_moments, student_quantile
 
 # "auto" stays exact up to this N, per device type. CPU: measured with
 # benchmarks/bench_large_n.py (see README "Large N"); CUDA: not measured here (no GPU).
@@ -82,15 +82,17 @@ def slq_solver(request: EntropyRequest) -> DSEEstimate:
     # Keep the Krylov basis (depth + 1) * block + 1 well inside N.
     block = max(1, min(options.block, (n // 2) // (options.depth + 1)))
     generator = torch.Generator(device="cpu").manual_seed(request.seed)
-    pairs = top_eigenpairs(operator, generator, block=block, depth=options.depth,
-                           restarts=options.restarts, tolerance=options.tolerance)
-    solver, stderr = "topk", 0.0
-    low, high = top_k_bounds(operator.frobenius_squared, n, pairs) if request.t == 2 else (0.0, math.inf)
-    value = (low + high) / 2
-    if high - low > options.bound_tolerance:  # loose or no bounds: probe
-        solver = "slq"
-        value, stderr = entropy_and_stderr(*slq_moments(operator, request.t, generator, options, pairs))
-        low, high = value - 2 * stderr, value + 2 * stderr
+    with torch_threads(1):  # the operator's products still use every thread
+        pairs = top_eigenpairs(operator, generator, block=block, depth=options.depth,
+                               restarts=options.restarts, tolerance=options.tolerance)
+        solver, stderr = "topk", 0.0
+        low, high = top_k_bounds(operator.frobenius_squared, n, pairs) if request.t == 2 else (0.0, math.inf)
+        value = (low + high) / 2
+        if high - low > options.bound_tolerance:  # loose or no bounds: probe
+            solver = "slq"
+            value, stderr = entropy_and_stderr(*slq_moments(operator, request.t, generator, options, pairs))
+            half_width = student_quantile(options.probes - 1) * stderr
+            low, high = value - half_width, value + half_width
     return DSEEstimate(
         value=value, stderr=stderr, interval=(low, high), solver=solver, n=n, sigma=request.bandwidth,
         t=request.t, seconds=time.perf_counter() - start, top_eigenvalues=pairs.values.cpu(),

@@ -8,7 +8,8 @@ Flow of an asynchronous probe (primary process only; no collectives in the worke
 2. The job, in the worker thread: the inputs clustered once (the clusters are kept for
    the next jobs, which run after it), then every metric of every layer
    (`Measurer.measure`), flattened to {"name|metric": value, "name|sigma": bandwidth,
-   "name|spectrum": eigenvalues} so a failure can give NaN for every value.
+   "name|spectrum": eigenvalues, "name|details": solvers and error bars} so a failure can
+   give NaN for every value.
 3. `collect(wait)`: the finished probes, oldest first, as `FinishedProbe`s (the epoch, a
    `Measured`, the worker's seconds and the context given to `submit`); `wait=True`
    first waits for all of them (before `fit` returns, a checkpoint, or after an exception).
@@ -82,6 +83,7 @@ class AsyncProbes:
             flat.update({_key(name, metric): value for metric, value in values.items()})
             flat[_key(name, "sigma")] = measured.sigma.get(name, math.nan)
         flat.update({_key(name, "spectrum"): spectrum for name, spectrum in measured.spectra.items()})
+        flat.update({_key(name, "details"): details for name, details in measured.details.items()})
         return flat
 
     def _unflatten(self, flat: dict[str, Any]) -> Measured:
@@ -92,6 +94,8 @@ class AsyncProbes:
                 measured.sigma[name] = value
             elif what == "spectrum":
                 measured.spectra[name] = value
+            elif what == "details":
+                measured.details[name] = value
             else:
                 measured.values[name][what] = value
         return measured

@@ -1,13 +1,14 @@
 """How a probe runs across processes: the `Runtime` the glue passes in, and the gather.
 
-Under DDP each process forwards its contiguous share of the probe (`ProbeSet.shard`);
-`gather_probe` then makes every process hold all N rows in probe order:
+`forward_shares`, on every process: its contiguous share of the probe (`ProbeSet.shard`)
+through the model (`forward_pass.probe_forward`), then:
 
 1. `all_succeeded`: one tiny all-gather of each process's "my forward worked" flag, so a
-   failure anywhere sends every process down the same (NaN) path and no process waits
-   for a gather the others skip;
-2. each layer's Z, the labels and (until X is clustered) the inputs as rows go through
-   `sharding.gather_rows` (pad, all-gather, trim): no sampler padding, no duplicates.
+   failure anywhere (one warning) sends every process down the same (NaN) path and no
+   process waits for a gather the others skip;
+2. `gather_probe`: each layer's Z, the labels and (until X is clustered) the inputs as
+   rows go through `sharding.gather_rows` (pad, all-gather, trim), so every process holds
+   all N rows in probe order: no sampler padding, no duplicates.
 
 With one process both are the identity. No Lightning here: the glue passes the
 strategy's collectives in.
@@ -20,7 +21,7 @@ from typing import Any, Callable, ContextManager
 
 import torch
 
-from .forward_pass import ForwardResult
+from .forward_pass import ForwardResult, probe_forward
 from .sharding import gather_rows
 
 
@@ -79,3 +80,26 @@ def gather_probe(
         device = next(iter(result.representations.values())).device
         labels = torch.empty(0, dtype=torch.int64, device=device)
     return ForwardResult(representations, inputs, result.batches), (gather(labels) if has_labels else None)
+
+
+def forward_shares(model, probe_set, layers, runtime: Runtime, device, warn, **options) -> tuple[Any, Any]:
+    """(ForwardResult of all N rows, labels) on every process; (None, None) after a failure anywhere.
+
+    `options` go to `probe_forward` (capture, seed, forward, collect_inputs, input_size);
+    `warn(reason, message)` reports a failure once.
+    """
+    try:
+        result = probe_forward(
+            model, probe_set, layers, device=device, convert_input=runtime.convert_input,
+            forward_context=runtime.forward_context, **options,
+        )
+    except Exception as error:  # nothing the monitor does may end a training run
+        warn(
+            f"forward:{type(error).__name__}",
+            f"DSEMonitor's probe forward pass failed ({type(error).__name__}: {error}); logging NaN and "
+            "going on. Check layer=, forward= and batch_to_inputs=.",
+        )
+        result = None
+    if not all_succeeded(result is not None, runtime, device):
+        return None, None
+    return gather_probe(result, probe_set.labels, len(probe_set), runtime, probe_set.has_labels)

@@ -8,6 +8,9 @@ Flow of a probe through this module (after the forward pass):
 2. `Measurer.measure(representations, labels, input_clusters)`: for each layer's Z (N, D)
    (float32/64), the bandwidth (fixed, or the median distance), then each metric: DSE
    (also keeping the spectrum for the figure), DSMI(Z; Y), DSMI(Z; X), CSE, CSMI and RankMe.
+   DSE and DSMI run with `solver` ("auto": exact up to a size per device, stochastic
+   Lanczos quadrature above); the solver that ran and the error bar (standard error,
+   bits; 0 when exact) go to `Measured.details` as `{metric}_solver`, `{metric}_stderr`.
 
 Nothing here raises: non-finite activations, a failing clustering or a failing metric give
 one warning per reason (`OnceWarner`) and NaN, because a metric must never end a long
@@ -16,6 +19,7 @@ training run. A pure function of its inputs: no Lightning, no loggers, no files.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from dataclasses import dataclass, field
 
@@ -24,15 +28,18 @@ import torch
 
 from .clustering import spectral_clusters
 from .diffusion import median_bandwidth
-from .entropy import classic_shannon_entropy, entropy_of_spectrum, saturation_message
+from .entropy import classic_shannon_entropy, diffusion_spectral_entropy, saturation_message
 from .errors import BandwidthWarning
 from .mutual_info import classic_shannon_mutual_information, diffusion_spectral_mutual_information
 from .rankme import rankme
-from .spectrum import diffusion_spectrum
+from .spectrum import SOLVERS
 
 METRICS = ("dse", "dsmi_y", "dsmi_x", "cse", "csmi_y", "csmi_x", "rankme")
 NEEDS_LABELS = ("dsmi_y", "csmi_y")
 NEEDS_INPUT_CLUSTERS = ("dsmi_x", "csmi_x")
+WITH_DETAILS = ("dse", "dsmi_y", "dsmi_x")  # the metrics that report their solver and error bar
+# DSMI reports its solver and error bar where the installed math has `return_details`.
+_DSMI_DETAILS = "return_details" in inspect.signature(diffusion_spectral_mutual_information).parameters
 
 
 class DSEMonitorWarning(UserWarning):
@@ -67,12 +74,14 @@ class Measured:
     Attributes:
         values: {name: {metric: value}}; NaN where a metric failed.
         sigma: {name: the bandwidth used}.
-        spectra: {name: the eigenvalues behind DSE}, where DSE was measured.
+        spectra: {name: the eigenvalues behind DSE (the largest ones)}, where DSE was measured.
+        details: {name: {"{metric}_solver": solver that ran, "{metric}_stderr": bits}}.
     """
 
     values: dict[str, dict[str, float]] = field(default_factory=dict)
     sigma: dict[str, float] = field(default_factory=dict)
     spectra: dict[str, np.ndarray] = field(default_factory=dict)
+    details: dict[str, dict] = field(default_factory=dict)
 
 
 class Measurer:
@@ -86,9 +95,13 @@ class Measurer:
         seed: seeds the DSMI subsets and the clustering.
         n_input_clusters: clusters of X; None for the number of classes (10 without labels).
         warn: the `OnceWarner` shared with the rest of the monitor.
+        solver: the DSE and DSMI solver, a name in `spectrum.SOLVERS` ("auto", "exact", "slq").
     """
 
-    def __init__(self, metrics, sigma=10.0, t=1, precision=None, seed=0, n_input_clusters=None, warn=None):
+    def __init__(self, metrics, sigma=10.0, t=1, precision=None, seed=0, n_input_clusters=None, warn=None, solver="auto"):
+        if solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {tuple(SOLVERS)}, got {solver!r}")
+        self.solver = solver
         self.metrics = check_metrics(metrics)
         self.sigma = sigma
         self.t = t
@@ -154,10 +167,11 @@ class Measurer:
                 for metric in self.metrics:
                     try:
                         if metric == "dse":
-                            value, measured.spectra[name] = self._dse(z, sigma, where)
+                            value, measured.spectra[name], details = self._dse(z, sigma, where)
                         else:
-                            value = self._metric(metric, z, sigma, labels, input_clusters)
+                            value, details = self._metric(metric, z, sigma, labels, input_clusters)
                         measured.values[name][metric] = value
+                        measured.details.setdefault(name, {}).update(details)
                     except Exception as error:  # a metric must never kill a long run
                         self.warn(
                             f"{metric}:{type(error).__name__}",
@@ -166,29 +180,41 @@ class Measurer:
                         )
         return measured
 
-    def _dse(self, z: torch.Tensor, sigma: float, where: str) -> tuple[float, np.ndarray]:
-        """DSE(Z) and the spectrum behind it; warns once per layer when DSE sits at an end."""
-        eigenvalues = diffusion_spectrum(z, sigma, max_samples=None, precision=self.precision)
-        value = float(entropy_of_spectrum(eigenvalues, self.t))
-        message = saturation_message(value, len(z), sigma)
+    def _dse(self, z: torch.Tensor, sigma: float, where: str) -> tuple[float, np.ndarray, dict]:
+        """DSE(Z), the largest eigenvalues behind it and its solver details; warns once per
+        layer when DSE sits at an end."""
+        estimate = diffusion_spectral_entropy(
+            z, sigma, self.t, max_samples=None, precision=self.precision, solver=self.solver, seed=self.seed,
+            warn_saturation=False, return_details=True,
+        )
+        message = saturation_message(estimate.value, len(z), sigma)
         if message:
             self.warn(f"saturation:{where}", f"{message} (DSEMonitor layer {where!r})", BandwidthWarning)
-        return value, eigenvalues.double().cpu().numpy()
+        spectrum = estimate.top_eigenvalues.double().cpu().numpy()
+        return estimate.value, spectrum, {"dse_solver": estimate.solver, "dse_stderr": estimate.stderr}
 
-    def _metric(self, metric: str, z: torch.Tensor, sigma: float, labels, input_clusters) -> float:
+    def _metric(self, metric: str, z: torch.Tensor, sigma: float, labels, input_clusters) -> tuple[float, dict]:
+        """The value of one metric other than DSE, and its solver details (DSMI)."""
         common = dict(n_repetitions=5, seed=self.seed, max_samples=None)
         if metric == "cse":
-            return classic_shannon_entropy(z)
+            return classic_shannon_entropy(z), {}
         if metric == "rankme":
-            return rankme(z)
+            return rankme(z), {}
         if metric in NEEDS_INPUT_CLUSTERS and input_clusters is None:
             raise RuntimeError("the probe's inputs have not been clustered")
         if metric in NEEDS_LABELS and labels is None:
             raise RuntimeError("the probe has no labels")
         reference = labels if metric in NEEDS_LABELS else input_clusters
         reference = reference.to(z.device)
-        if metric.startswith("dsmi"):
-            return diffusion_spectral_mutual_information(
+        if not metric.startswith("dsmi"):
+            return classic_shannon_mutual_information(z, reference, reference_type="labels", **common), {}
+        if not _DSMI_DETAILS:
+            value = diffusion_spectral_mutual_information(
                 z, reference, sigma=sigma, t=self.t, reference_type="labels", precision=self.precision, **common
             )
-        return classic_shannon_mutual_information(z, reference, reference_type="labels", **common)
+            return value, {}
+        estimate = diffusion_spectral_mutual_information(
+            z, reference, sigma=sigma, t=self.t, reference_type="labels", precision=self.precision,
+            solver=self.solver, return_details=True, **common,
+        )
+        return estimate.value, {f"{metric}_solver": estimate.solver, f"{metric}_stderr": estimate.stderr}

@@ -73,7 +73,7 @@ class DSEMonitorLogic:
     Args:
         layer, layers, name, probe, probe_size, metrics, sigma, t, capture, probe_batch_size,
         batch_size, seed, precision, n_input_clusters, input_size, max_cache_bytes,
-        input_key, label_key, batch_to_inputs, forward: as in `DSETracker` (probe=None
+        input_key, label_key, batch_to_inputs, forward, solver: as in `DSETracker` (probe=None
         takes the datamodule's or the Trainer's validation set).
         num_workers: workers of the probe's one reading pass; None: the validation
             loader's (else as in `DSETracker`).
@@ -113,6 +113,7 @@ class DSEMonitorLogic:
         batch_to_inputs: Callable[[Any], Any] | None = None,
         forward: Callable[[nn.Module, Any], Any] | None = None,
         async_metrics: bool = False,
+        solver: str = "auto",
         batch_size: int | None = None,
     ):
         super().__init__()
@@ -120,7 +121,7 @@ class DSEMonitorLogic:
         self.tracker = DSETracker(
             probe=probe, layer=layer, layers=layers, name=name, probe_size=probe_size, metrics=metrics,
             sigma=sigma, t=t, capture=capture, probe_batch_size=probe_batch_size, batch_size=batch_size, seed=seed,
-            precision=precision, async_metrics=async_metrics,
+            precision=precision, async_metrics=async_metrics, solver=solver,
             n_input_clusters=n_input_clusters, input_size=input_size, max_cache_bytes=max_cache_bytes,
             num_workers=num_workers, input_key=input_key, label_key=label_key, batch_to_inputs=batch_to_inputs,
             forward=forward, extra_columns=tuple(record_metrics),

@@ -46,16 +46,22 @@ def as_dataset(probe: Dataset | Sequence[torch.Tensor]) -> Dataset:
     raise TypeError(f"probe must be a torch Dataset or a tuple of tensors (x, y), got {type(probe).__name__}")
 
 
+# Forward batch sizes for throughput when none is given: the probe keeps no gradients, so
+# it takes far larger batches than training; a GPU needs more rows to be kept busy.
+DEFAULT_BATCH_SIZE = {"cpu": 256, "cuda": 1024}
+
+
 class ProbeSet:
     """A fixed, seeded subset of a dataset and its batches; see the module docstring.
 
     Args:
         dataset: the probe's Dataset (see `as_dataset`).
         probe_size: at most this many samples, chosen once with a seeded generator.
-        batch_size: probe batch size (forward calls of this many rows).
+        batch_size: rows per forward call; None: `DEFAULT_BATCH_SIZE` for the device.
         seed: seeds the choice of samples.
         reader: reads inputs and labels out of each batch.
-        num_workers: DataLoader workers of the reading pass (None: `default_num_workers()`).
+        num_workers: DataLoader workers of the reading pass; None: 0 for a TensorDataset (in
+            memory already: workers would only cost their start), else `default_num_workers()`.
         max_cache_bytes: a cap on the cached inputs (None: only the free-memory budget).
         indices: fixed indices, for example from a checkpoint.
     """
@@ -64,13 +70,15 @@ class ProbeSet:
         self,
         dataset: Dataset,
         probe_size: int = 10_000,
-        batch_size: int = 256,
+        batch_size: int | None = None,
         seed: int = 0,
         reader: BatchReader | None = None,
         num_workers: int | None = None,
         max_cache_bytes: int | None = None,
         indices: torch.Tensor | None = None,
     ):
+        if num_workers is None and isinstance(dataset, TensorDataset):
+            num_workers = 0
         self.dataset = dataset
         self.probe_size = probe_size
         self.batch_size = batch_size
@@ -161,8 +169,9 @@ class ProbeSet:
                 self.dataset, self.indices[share.start : share.stop], device, split=self.reader.split,
                 num_workers=self.num_workers, max_bytes=self.max_cache_bytes,
             )
-        count = forward_batch_count(len(self), self.world_size, self.batch_size)
-        for (inputs, labels), padding in padded_batches(self.cache.batches(self.batch_size), count, self._filler(device)):
+        batch_size = self.batch_size or DEFAULT_BATCH_SIZE.get(device.type, 256)
+        count = forward_batch_count(len(self), self.world_size, batch_size)
+        for (inputs, labels), padding in padded_batches(self.cache.batches(batch_size), count, self._filler(device)):
             yield inputs, labels, padding
 
     def release(self) -> None:

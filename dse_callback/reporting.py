@@ -32,8 +32,21 @@ HISTORY_DETAIL_COLUMNS = (
 
 
 def history_columns(metrics: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
-    """The history file's columns, in order."""
-    return ["epoch", "representation", "layer", *metrics, *HISTORY_DETAIL_COLUMNS, *extra]
+    """The history file's columns, in order: DSE and DSMI also give their solver and error bar."""
+    solved = [f"{metric}_{what}" for metric in metrics if metric in ("dse", "dsmi_y", "dsmi_x") for what in ("solver", "stderr")]
+    return ["epoch", "representation", "layer", *metrics, *solved, *HISTORY_DETAIL_COLUMNS, *extra]
+
+
+def history_rows(layer_labels: dict[str, str], measured, details: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """One probe's history rows, {representation: row}: the layer and the side captured,
+    sigma, the metrics' values, their solvers and error bars, then the probe's `details`."""
+    return {
+        name: dict(
+            representation=name, layer=label, sigma=measured.sigma[name], **measured.values[name],
+            **measured.details.get(name, {}), **details,
+        )
+        for name, label in layer_labels.items()
+    }
 
 
 def write_history(path: str, history: dict[int, dict[str, dict[str, Any]]], columns: Sequence[str]) -> None:

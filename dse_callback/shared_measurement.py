@@ -8,9 +8,10 @@ The flow, on every rank r of P once the representations are gathered (`sharding.
    binning and RankMe baselines); every rank computes the same assignment;
 3. rank r measures only the items it owns (`Measurer` on that subset, so failures stay
    one warning and NaN);
-4. `combine_owned`: the values and each layer's bandwidth as one small float64 tensor, and
-   the eigenvalues behind each DSE (for the figures) as a second, all-gathered once each;
-   every rank returns the same `Measured`, so every rank logs identical values.
+4. `combine_owned`: the values, each layer's bandwidth and each metric's error bar and
+   solver (coded as a bit set) as one small float64 tensor, and the eigenvalues behind
+   each DSE (for the figures) as a second, all-gathered once each; every rank returns
+   the same `Measured`, so every rank logs identical values.
 
 With one process this is `Measurer.measure`. No Lightning here; the collective is passed in.
 """
@@ -29,6 +30,8 @@ from .sharding import AllGather, assign_work, combine_owned
 # Relative cost of each metric at the same N: DSE is one N x N eigensolve; DSMI solves
 # (R + 1) matrices of about N / K per class (K classes), so about 6 / K^2 of DSE with K = 10,
 # plus the per-class distance blocks; CSE, CSMI and RankMe are cheap next to them.
+# The solvers a metric's "solver" detail can name, joined by "+" for DSMI ("exact+slq").
+SOLVER_NAMES = ("exact", "slq", "topk")
 METRIC_COSTS = {"dse": 1.0, "dsmi_y": 0.3, "dsmi_x": 0.3, "cse": 0.02, "csmi_y": 0.05, "csmi_x": 0.05, "rankme": 0.05}
 
 
@@ -77,26 +80,47 @@ def measure_shared(
             local.values[name] = part.values[name]
             local.sigma.update(part.sigma)
             local.spectra.update(part.spectra)
+            local.details.update(part.details)
     device = next(iter(representations.values())).device
-    packed = torch.full((len(items), 2), math.nan, dtype=torch.float64, device=device)
+    packed = torch.full((len(items), 4), math.nan, dtype=torch.float64, device=device)
     for row, (name, metric) in enumerate(items):
         if (name, metric) in mine:
+            details = local.details.get(name, {})
             packed[row, 0] = local.values[name][metric]
             packed[row, 1] = local.sigma.get(name, math.nan)
+            packed[row, 2] = details.get(f"{metric}_stderr", math.nan)
+            packed[row, 3] = _solver_code(details.get(f"{metric}_solver"))
     combined = combine_owned(packed, owners, rank, world_size, all_gather).cpu()
     measured = measurer.nan_values(representations)
     for row, (name, metric) in enumerate(items):
         measured.values[name][metric] = float(combined[row, 0])
         if math.isnan(measured.sigma[name]):
             measured.sigma[name] = float(combined[row, 1])
+        if not math.isnan(combined[row, 3]):
+            solver = _solver_name(int(combined[row, 3]))
+            measured.details.setdefault(name, {}).update(
+                {f"{metric}_solver": solver, f"{metric}_stderr": float(combined[row, 2])}
+            )
     measured.spectra = _combined_spectra(items, owners, local, representations, rank, world_size, all_gather)
     return measured
+
+
+def _solver_code(solver: str | None) -> float:
+    """A solver detail as a bit set over `SOLVER_NAMES` (NaN when there is none)."""
+    if solver is None:
+        return math.nan
+    return float(sum(1 << i for i, name in enumerate(SOLVER_NAMES) if name in solver.split("+")))
+
+
+def _solver_name(code: int) -> str:
+    return "+".join(name for i, name in enumerate(SOLVER_NAMES) if code >> i & 1)
 
 
 def _subset(measurer: Measurer, metrics: tuple[str, ...]) -> Measurer:
     """The same measurer (settings and warner) restricted to `metrics`."""
     return Measurer(
-        metrics, measurer.sigma, measurer.t, measurer.precision, measurer.seed, measurer.n_input_clusters, measurer.warn
+        metrics, measurer.sigma, measurer.t, measurer.precision, measurer.seed, measurer.n_input_clusters, measurer.warn,
+        measurer.solver,
     )
 
 

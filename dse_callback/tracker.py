@@ -38,46 +38,15 @@ from .async_probes import AsyncProbes, FinishedProbe
 from .batches import BatchReader
 from .capture import CAPTURE_MODES, find_layer, layer_label
 from .diffusion import resolve_sigma
-from .distributed_probe import Runtime, all_succeeded, gather_probe
-from .forward_pass import module_device, probe_forward
+from .distributed_probe import Runtime, forward_shares
+from .forward_pass import module_device
 from .measurement import NEEDS_INPUT_CLUSTERS, NEEDS_LABELS, Measured, Measurer, OnceWarner, check_metrics
 from .probe import ProbeSet, as_dataset
-from .reporting import history_columns, write_history
+from .reporting import history_columns, history_rows, write_history
+from .representations import flat_values, metric_keys, resolve_layers, timing_keys
 from .shared_measurement import measure_shared
 
 __all__ = ["DSETracker", "Runtime", "resolve_layers"]
-
-_KEY_PATTERNS = {
-    "dse": "dse/{}",
-    "dsmi_y": "dsmi/{}_Y",
-    "dsmi_x": "dsmi/{}_X",
-    "cse": "cse/{}",
-    "csmi_y": "csmi/{}_Y",
-    "csmi_x": "csmi/{}_X",
-    "rankme": "rankme/{}",
-}
-# Forward batch sizes for throughput when none is given: the probe runs without gradients,
-# so it takes far larger batches than training; a GPU needs more rows to fill it.
-DEFAULT_PROBE_BATCH_SIZE = {"cpu": 256, "cuda": 1024}
-
-
-def resolve_layers(layer: str | None, layers, name: str) -> dict[str, str | None]:
-    """{representation name: dotted layer name or None} from `layer`/`name` or `layers`."""
-    if not isinstance(name, str) or not name or "/" in name:
-        raise ValueError(f"name must be a non-empty string without '/', got {name!r}")
-    if layers is None:
-        return {name: layer}
-    if layer is not None:
-        raise ValueError(f"pass either layer={layer!r} or layers=..., not both")
-    if isinstance(layers, str):
-        raise TypeError(f"layers must be a list or a dict of dotted layer names, got the string {layers!r}; use layer=")
-    resolved = dict(layers) if isinstance(layers, dict) else {dotted: dotted for dotted in layers}
-    if not resolved or len(resolved) != len(list(layers)):
-        raise ValueError(f"layers must name at least one layer, each once, got {layers!r}")
-    for key, dotted in resolved.items():
-        if not isinstance(key, str) or not key or "/" in key or not isinstance(dotted, str):
-            raise ValueError(f"layers entries must be dotted names (and names without '/'), got {key!r}: {dotted!r}")
-    return resolved
 
 
 class DSETracker:
@@ -98,12 +67,9 @@ class DSETracker:
         name: the representation's name with `layer` (keys `dse/{name}`, ...); with
             `layers`, the monitor's name in the timing keys and the checkpoint.
         probe_size: at most this many probe samples (`probe.py`).
-        probe_batch_size: rows per probe forward call; None: 256 on the CPU, 1024 on a GPU
-            (no gradients are kept, so larger than training batches). `batch_size` is its
-            older name.
-        num_workers: DataLoader workers of the probe's one reading pass; None: 0 for
-            in-memory tensors, else half the cores up to 8 (the monitor passes the
-            validation loader's).
+        probe_batch_size: rows per probe forward call, for throughput (no gradients are
+            kept); None: 256 on the CPU, 1024 on a GPU. `batch_size`: its older name.
+        num_workers: workers of the probe's one reading pass; None: as in `ProbeSet`.
         max_cache_bytes: a cap on the cached probe inputs; None: a quarter of the device's
             free memory, then pinned host memory, then re-reading (`probe_cache.py`).
         metrics: any of `measurement.METRICS`.
@@ -115,6 +81,9 @@ class DSETracker:
         history_path: a CSV rewritten after every probe (None: no file).
         async_metrics: measure in a background thread while training goes on (primary
             process only); `measure` then returns {} and `collect()` the finished probes.
+        solver: the DSE and DSMI solver ("auto": exact up to a size per device, stochastic
+            Lanczos quadrature with an error bar above; "exact"; "slq"); the history
+            records the one that ran and its error bar (`{metric}_solver`, `{metric}_stderr`).
     """
 
     def __init__(
@@ -142,18 +111,17 @@ class DSETracker:
         history_path: str | None = None,
         extra_columns: Sequence[str] = (),
         async_metrics: bool = False,
+        solver: str = "auto",
         batch_size: int | None = None,
     ):
         check_positive_int(probe_size, "probe_size", minimum=2)
         if batch_size is not None and probe_batch_size is not None:
             raise ValueError(f"pass probe_batch_size={probe_batch_size!r} or its older name batch_size, not both")
         probe_batch_size = batch_size if probe_batch_size is None else probe_batch_size
-        if probe_batch_size is not None:
-            check_positive_int(probe_batch_size, "probe_batch_size")
-        if num_workers is not None:
-            check_positive_int(num_workers, "num_workers", minimum=0)
-        if max_cache_bytes is not None:
-            check_positive_int(max_cache_bytes, "max_cache_bytes", minimum=0)
+        for value, option, minimum in ((probe_batch_size, "probe_batch_size", 1), (num_workers, "num_workers", 0),
+                                       (max_cache_bytes, "max_cache_bytes", 0)):  # fmt: skip
+            if value is not None:
+                check_positive_int(value, option, minimum)
         check_choice(capture, "capture", CAPTURE_MODES)
         check_choice(async_metrics, "async_metrics", (False, True))
         check_positive(t, "t")
@@ -169,12 +137,10 @@ class DSETracker:
         self.async_metrics = async_metrics
         self.reader = BatchReader(input_key, label_key, batch_to_inputs)
         self.warn = OnceWarner()
-        self.measurer = Measurer(self.metrics, resolve_sigma(sigma), t, precision, seed, n_input_clusters, self.warn)
+        self.measurer = Measurer(self.metrics, resolve_sigma(sigma), t, precision, seed, n_input_clusters, self.warn, solver)
         self.history_path = history_path
         self.columns = history_columns(self.metrics, extra_columns)
-        suffix = "" if name == "Z" else f"_{name}"
-        self.keys = {rep: {m: pattern.format(rep) for m, pattern in _KEY_PATTERNS.items()} for rep in self.layers}
-        self.timing_keys = {"probe_seconds": f"dse/probe_seconds{suffix}", "epoch": f"dse/epoch{suffix}"}
+        self.keys, self.timing_keys = metric_keys(self.layers), timing_keys(name)
         # State that a checkpoint carries.
         self.history: dict[int, dict[str, dict[str, Any]]] = {}
         self.probe_indices: torch.Tensor | None = None
@@ -184,9 +150,7 @@ class DSETracker:
         self.layer_labels: dict[str, str] = {}
         self.last_spectra: dict = {}
         self.pending: AsyncProbes | None = None  # the background measurements (async_metrics)
-        self._collected: list[tuple[int, dict[str, float]]] = []  # finished, not yet handed out
-
-    # ------------------------------------------------------------------ setup (errors raise)
+        self._collected: list = []  # finished asynchronous probes not yet handed out
 
     def check_model(self, model: nn.Module) -> None:
         """Find every watched layer now, so an unknown one fails before training."""
@@ -202,11 +166,9 @@ class DSETracker:
         if dataset is None:
             raise ValueError("DSETracker has no probe set: pass probe=(x, y) or a Dataset")
         workers = self.num_workers if self.num_workers is not None else num_workers
-        if workers is None and isinstance(dataset, torch.utils.data.TensorDataset):
-            workers = 0  # already tensors in memory: worker processes would only cost start-up time
         self.probe_set = ProbeSet(
-            dataset, self.probe_size, self.probe_batch_size or 256, self.seed, self.reader, workers,
-            self.max_cache_bytes, self.probe_indices,
+            dataset, self.probe_size, self.probe_batch_size, self.seed, self.reader, workers, self.max_cache_bytes,
+            self.probe_indices,
         )
         needs_inputs = [m for m in self.metrics if m in NEEDS_INPUT_CLUSTERS] if self.input_clusters is None else []
         self.probe_set.prepare([m for m in self.metrics if m in NEEDS_LABELS], needs_inputs)
@@ -219,8 +181,6 @@ class DSETracker:
             self.pending = None
         if self.probe_set is not None:
             self.probe_set.release()
-
-    # ------------------------------------------------------------------ one probe
 
     def measure(
         self, model: nn.Module, epoch: int, step: int | None = None, extra: dict | None = None, runtime: Runtime | None = None
@@ -240,11 +200,13 @@ class DSETracker:
         if self.probe_set is None:
             self.prepare_probe()
         device = module_device(model)
-        if self.probe_batch_size is None:
-            self.probe_set.batch_size = DEFAULT_PROBE_BATCH_SIZE.get(device.type, 256)
         self.probe_set.shard(runtime.rank, runtime.world_size)
         start = time.perf_counter()
-        result, labels = self._forward(model, runtime, device)
+        collect = self.input_clusters is None and self.measurer.needs_input_clusters
+        result, labels = forward_shares(
+            model, self.probe_set, self.layers, runtime, device, self.warn, capture=self.capture, seed=self.seed,
+            forward=self.forward, collect_inputs=collect, input_size=self.input_size,
+        )
         forward_seconds = time.perf_counter() - start
         cache = self.probe_set.cache
         details = dict(
@@ -278,26 +240,6 @@ class DSETracker:
         collected, self._collected = self._collected, []
         return collected
 
-    def _forward(self, model, runtime: Runtime, device) -> tuple[Any, torch.Tensor | None]:
-        """This process's share through the model, gathered; (None, None) after a failure anywhere."""
-        collect = self.input_clusters is None and self.measurer.needs_input_clusters
-        try:
-            result = probe_forward(
-                model, self.probe_set, self.layers, self.capture, seed=self.seed, device=device,
-                convert_input=runtime.convert_input, forward_context=runtime.forward_context,
-                forward=self.forward, collect_inputs=collect, input_size=self.input_size,
-            )
-        except Exception as error:  # nothing the monitor does may end a training run
-            self.warn(
-                f"forward:{type(error).__name__}",
-                f"DSEMonitor's probe forward pass failed ({type(error).__name__}: {error}); logging NaN and "
-                "going on. Check layer=, forward= and batch_to_inputs=.",
-            )
-            result = None
-        if not all_succeeded(result is not None, runtime, device):
-            return None, None
-        return gather_probe(result, self.probe_set.labels, len(self.probe_set), runtime, self.probe_set.has_labels)
-
     def _cluster_inputs(self, result, labels, runtime: Runtime) -> None:
         """X's clusters, once: computed on the primary process and sent to the others."""
         if result.inputs is None or self.input_clusters is not None:
@@ -313,7 +255,7 @@ class DSETracker:
         if runtime.is_primary:
             if self.pending is None:
                 self.pending = AsyncProbes(self.measurer, list(self.layers), self.input_clusters)
-            self.pending.submit(epoch, result.representations, labels, result.inputs, {"queued_seconds": details["probe_seconds"]})
+            self.pending.submit(epoch, result.representations, labels, result.inputs, dict(details))
         return {}
 
     def _apply(self, finished: list[FinishedProbe]) -> list[tuple[int, dict[str, float]]]:
@@ -321,9 +263,8 @@ class DSETracker:
         out = []
         for probe in finished:
             self.input_clusters = self.pending.input_clusters if self.pending is not None else self.input_clusters
-            probe_seconds = probe.context["queued_seconds"] + probe.seconds
-            details = dict(next(iter(self.history[probe.epoch].values())), metric_seconds=probe.seconds, probe_seconds=probe_seconds)
-            self._record(probe.epoch, probe.measured, details, write=False)
+            probe_seconds = probe.context["probe_seconds"] + probe.seconds  # forward, then the worker's time
+            self._record(probe.epoch, probe.measured, dict(probe.context, metric_seconds=probe.seconds, probe_seconds=probe_seconds), write=False)
             out.append((probe.epoch, self._flat(probe.epoch, probe.measured, probe_seconds)))
         if out and self.history_path:
             write_history(self.history_path, self.history, self.columns)
@@ -331,21 +272,12 @@ class DSETracker:
 
     def _record(self, epoch: int, measured: Measured, details: dict, write: bool) -> None:
         self.last_spectra = measured.spectra
-        details = {key: value for key, value in details.items() if key not in ("representation", "layer", "sigma", *self.metrics)}
-        self.history[epoch] = {
-            rep: dict(representation=rep, layer=self.layer_labels[rep], sigma=measured.sigma[rep], **measured.values[rep], **details)
-            for rep in self.layers
-        }
+        self.history[epoch] = history_rows(self.layer_labels, measured, details)
         if write and self.history_path:
             write_history(self.history_path, self.history, self.columns)
 
     def _flat(self, epoch: int, measured: Measured, probe_seconds: float) -> dict[str, float]:
-        flat = {self.keys[rep][metric]: value for rep in self.layers for metric, value in measured.values[rep].items()}
-        flat[self.timing_keys["probe_seconds"]] = probe_seconds
-        flat[self.timing_keys["epoch"]] = float(epoch)
-        return flat
-
-    # ------------------------------------------------------------------ checkpoint state
+        return flat_values(self.keys, self.timing_keys, measured.values, epoch, probe_seconds)
 
     def state_dict(self) -> dict[str, Any]:
         """History, probe indices and input clusters; waits for pending asynchronous probes first."""

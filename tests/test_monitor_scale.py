@@ -107,3 +107,13 @@ def test_a_failure_in_training_still_writes_the_pending_probes(tmp_path):
     assert sorted(monitor.history) == [0, 1]
     history = read_csv(next(tmp_path.glob("run/*/dse_history.csv")))
     assert [int(row["epoch"]) for row in history] == [0, 1] and all(math.isfinite(float(r["dse"])) for r in history)
+
+
+def test_the_history_records_the_solver_that_ran_and_its_error_bar(tmp_path):
+    trainer, _ = fit(tmp_path, DSEMonitor(metrics=("dse", "dsmi_y"), solver="auto"), max_epochs=1)
+    history = read_csv(f"{trainer.log_dir}/dse_history.csv")
+    for row in history:  # 60 probe samples: "auto" solves exactly, without an error bar
+        assert (row["dse_solver"], float(row["dse_stderr"])) == ("exact", 0.0)
+        assert (row["dsmi_y_solver"], float(row["dsmi_y_stderr"])) == ("exact", 0.0)
+    with pytest.raises(ValueError, match="solver must be one of"):
+        DSEMonitor(solver="lanczos")

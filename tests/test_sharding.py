@@ -78,9 +78,9 @@ def _worker(rank, world_size, rendezvous, results):
 
 
 def test_two_gloo_ranks_forward_half_each_and_gather_in_probe_order(tmp_path):
-    # fork: the children need no re-import of torch and the test module (seconds each)
+    # spawn, not fork: a child forked after this process ran OpenMP kernels can deadlock in them
     mp.start_processes(
-        _worker, args=(WORLD, str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=WORLD, start_method="fork"
+        _worker, args=(WORLD, str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=WORLD, start_method="spawn"
     )
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
     for n, batch_size in ((9, 2), (8, 3), (1, 2)):

@@ -22,18 +22,21 @@ def _worker(rank, rendezvous, results):
     try:
         representations, labels = inputs()
         measured = measure_shared(Measurer(METRICS), representations, labels, None, None, rank, WORLD, torch_all_gather())
-        torch.save({"values": measured.values, "sigma": measured.sigma, "spectra": measured.spectra}, f"{results}/rank{rank}.pt")
+        saved = {"values": measured.values, "sigma": measured.sigma, "spectra": measured.spectra, "details": measured.details}
+        torch.save(saved, f"{results}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
 def test_two_ranks_split_the_metric_work_and_both_get_the_one_process_values(tmp_path):
-    mp.start_processes(_worker, args=(str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=WORLD, start_method="fork")
+    # spawn, not fork: a child forked after this process ran OpenMP kernels can deadlock in them
+    mp.start_processes(_worker, args=(str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=WORLD, start_method="spawn")
     representations, labels = inputs()
     single = Measurer(METRICS).measure(representations, labels, None)
     for rank in range(WORLD):
         result = torch.load(tmp_path / f"rank{rank}.pt", weights_only=False)
         assert result["values"] == single.values and result["sigma"] == single.sigma
+        assert result["details"] == single.details and single.details["a"]["dse_solver"] == "exact"
         assert set(result["spectra"]) == {"a", "b"}
         for name, spectrum in single.spectra.items():
             assert (result["spectra"][name] == spectrum).all()

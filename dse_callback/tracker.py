@@ -208,11 +208,11 @@ class DSETracker:
             forward=self.forward, collect_inputs=collect, input_size=self.input_size,
         )
         forward_seconds = time.perf_counter() - start
-        cache = self.probe_set.cache
+        read = self.probe_set.cache.seconds if self.probe_set.cache else {"data": 0.0, "transfer": 0.0}
         details = dict(
             epoch=epoch, step=step, n=len(self.probe_set), t=self.measurer.t, cache=self.probe_set.cache_mode,
-            data_seconds=cache.seconds["data"], transfer_seconds=cache.seconds["transfer"],
-            forward_seconds=forward_seconds - cache.seconds["data"] - cache.seconds["transfer"], **(extra or {}),
+            data_seconds=read["data"], transfer_seconds=read["transfer"],
+            forward_seconds=forward_seconds - read["data"] - read["transfer"], **(extra or {}),
         )
         if self.async_metrics and result is not None:
             return self._submit(result, labels, details, runtime, start)

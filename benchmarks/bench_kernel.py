@@ -61,12 +61,12 @@ def bench_dse(sizes, device, repeats, with_reference):
                 lambda: dse_dsmi.diffusion_spectral_entropy(data), torch.device("cpu"), repeats_here
             )
         f64_seconds, f64_value = timed(
-            lambda: diffusion_spectral_entropy(points, precision="float64", warn_saturation=False),
+            lambda: diffusion_spectral_entropy(points, precision="float64", solver="exact", warn_saturation=False),
             device,
             repeats_here,
         )
         f32_seconds, f32_value = timed(
-            lambda: diffusion_spectral_entropy(points.float(), precision="float32", warn_saturation=False),
+            lambda: diffusion_spectral_entropy(points.float(), precision="float32", solver="exact", warn_saturation=False),
             device,
             repeats_here,
         )
@@ -109,7 +109,7 @@ def bench_dsmi(n, device, repeats, with_reference, compare_batching):
         source = points if precision == "float64" else points.float()
         seconds, value = timed(
             lambda: diffusion_spectral_mutual_information(
-                source, label_tensor, sampler="python_random", precision=precision
+                source, label_tensor, sampler="python_random", precision=precision, solver="exact"
             ),
             device,
             repeats,

@@ -74,7 +74,7 @@ def test_k_tight_well_separated_clusters_give_log2_k_at_large_n(t):
 def test_blocked_matrix_free_path_equals_the_stored_one():
     points = low_rank_gaussian(900, 5)
     stored = dse(points, t=1, solver="slq", seed=7, return_details=True)
-    blocked = dse(points, t=1, solver="slq", seed=7, memory_budget=2**18, return_details=True)
+    blocked = dse(points, t=1, solver="slq", seed=7, memory_budget=2**20, return_details=True)
     assert (stored.storage, blocked.storage) == ("stored", "blocked")
     assert abs(stored.value - blocked.value) <= 1e-6
 

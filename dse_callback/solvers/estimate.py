@@ -24,7 +24,7 @@ class DSEEstimate:
         t: the diffusion time.
         seconds: wall-clock seconds of the whole estimate (kernel included).
         top_eigenvalues: the largest eigenvalues, descending, float64 CPU: every one for
-            "exact" (at most 1,000), the converged deflated Ritz values otherwise. Enough to
+            "exact", the converged deflated Ritz values otherwise. Enough to
             draw a spectrum figure when the solver is approximate.
         storage: "stored" (the N x N kernel, or this rank's rows of it, in memory) or
             "blocked" (recomputed row chunks per product); "dense" for "exact".
@@ -87,9 +87,9 @@ class SLQOptions:
     """
 
     probes: int = 16
-    lanczos_steps: int = 30
+    lanczos_steps: int = 24
     block: int = 32
     depth: int = 4
-    restarts: int = 3
+    restarts: int = 1
     tolerance: float = 1e-4
     bound_tolerance: float = 2e-3

@@ -29,8 +29,6 @@ EXACT_MAX_N = {"cpu": 4096, "cuda": 4096}
 _EXACT_MAX_N_OTHER = 4096
 # Below this N "slq" has too few directions to deflate and probe: it runs "exact".
 _SLQ_MIN_N = 64
-# Eigenvalues kept in an exact estimate's `top_eigenvalues`.
-_TOP_KEPT = 1000
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ def exact_solver(request: EntropyRequest) -> DSEEstimate:
     eigenvalues = exact_eigenvalues(affinity).to(torch.float64).cpu()
     del affinity
     value = _entropy_of(eigenvalues, request.t)
-    top = eigenvalues.sort(descending=True).values[:_TOP_KEPT]
+    top = eigenvalues.sort(descending=True).values
     return DSEEstimate(
         value=value, stderr=0.0, interval=(value, value), solver="exact", n=request.points.shape[0],
         sigma=request.bandwidth, t=request.t, seconds=time.perf_counter() - start, top_eigenvalues=top,

@@ -121,3 +121,23 @@ def test_joint_subsampling_keeps_points_and_labels_paired(blobs):
     subsampled = dsmi(torch.as_tensor(points), torch.as_tensor(labels), max_samples=200)
     shuffled = dsmi(torch.as_tensor(points), torch.as_tensor(np.random.default_rng(0).permutation(labels)), max_samples=200)
     assert subsampled > 0.4 and abs(shuffled) < 0.15
+
+
+@pytest.mark.parametrize("t,seed", [(1, 0), (3, 1)])
+def test_dsmi_with_slq_is_within_0_02_bits_of_exact_float64(t, seed):
+    rng = np.random.default_rng(11)
+    centres = rng.normal(0.0, 6.0, size=(3, 24))
+    labels = np.arange(600) % 3
+    points = centres[labels] + rng.normal(0.0, 3.0, size=(600, 24))
+    exact = dsmi(points, labels, t=t, solver="exact", precision="float64", seed=seed, n_repetitions=2)
+    estimate = dsmi(points, labels, t=t, solver="slq", seed=seed, n_repetitions=2, return_details=True)
+    assert estimate.solver == "slq" and estimate.stderr > 0
+    assert abs(estimate.value - exact) <= 0.02
+    assert abs(exact) > 0.1  # the labels carry information, so the comparison means something
+
+
+def test_dsmi_auto_stays_exact_for_small_classes_and_reports_it():
+    points, labels = np.random.default_rng(12).normal(size=(300, 8)), np.arange(300) % 3
+    estimate = dsmi(points, labels, return_details=True)
+    assert (estimate.solver, estimate.stderr) == ("exact", 0.0)
+    assert estimate.value == dsmi(points, labels, solver="exact")

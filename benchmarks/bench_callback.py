@@ -190,6 +190,8 @@ def main():
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     root = mnist_root(args.data_dir)
+    print("warm-up (one-off library and allocator start-up stays out of the timings) ...", flush=True)
+    fit(argparse.Namespace(**{**vars(args), "train_size": 512}), root, None, False)
     print(f"training alone ({args.train_size} images) ...", flush=True)
     baseline = fit(args, root, None, False)
     results = []

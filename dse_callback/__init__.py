@@ -6,14 +6,18 @@ from .entropy import classic_shannon_entropy, diffusion_spectral_entropy, entrop
 from .errors import BandwidthWarning, EigensolverFallbackWarning, SkippedClassWarning
 from .mutual_info import classic_shannon_mutual_information, diffusion_spectral_mutual_information
 from .rankme import rankme
+from .solvers import DSEEstimate, DSMIEstimate, SLQOptions
 from .spectrum import diffusion_spectrum
 from .tracker import DSETracker
 
 __all__ = [
     "BandwidthWarning",
+    "DSEEstimate",
     "DSEMonitor",
+    "DSMIEstimate",
     "DSETracker",
     "EigensolverFallbackWarning",
+    "SLQOptions",
     "SkippedClassWarning",
     "classic_shannon_entropy",
     "classic_shannon_mutual_information",

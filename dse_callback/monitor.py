@@ -42,7 +42,13 @@ from torch.utils.data import Dataset
 from ._validation import check_positive_int
 from .measurement import DSEMonitorWarning
 from .plotting import matplotlib_available
-from .reporting import add_custom_scalar_layout, add_figures, tensorboard_loggers, tensorboard_writers
+from .reporting import (
+    add_custom_scalar_layout,
+    add_figures,
+    report_safely,
+    tensorboard_loggers,
+    tensorboard_writers,
+)
 from .tracker import DSETracker
 from .trainer_access import first_loader, runtime_of, val_loader_of, watched_keys
 
@@ -193,7 +199,10 @@ class DSEMonitorLogic:
         log.info("DSEMonitor: probe of %d samples", len(self.tracker.probe_set))
         writers = tensorboard_writers(trainer.loggers)
         if writers:
-            add_custom_scalar_layout(writers, self.tracker.keys, self.tracker.metrics, f"DSE monitor ({self.name})")
+            report_safely(
+                self.tracker.warn, "add the custom-scalar layout", add_custom_scalar_layout, writers, self.tracker.keys,
+                self.tracker.metrics, f"DSE monitor ({self.name})",
+            )
         if self.history or trainer.current_epoch > 0:
             return  # resumed: the baseline was measured in the first run
         values = self._probe(trainer, pl_module, 0, log_step=trainer.global_step)
@@ -257,8 +266,8 @@ class DSEMonitorLogic:
     def _add_figures(self, trainer, epoch: int, step: int) -> None:
         if self.log_spectrum is False:
             return
-        add_figures(
-            tensorboard_writers(trainer.loggers), self.history, self.tracker.last_spectra, self.tracker.keys,
+        report_safely(
+            self.tracker.warn, "add the TensorBoard figures", add_figures, tensorboard_writers(trainer.loggers), self.history, self.tracker.last_spectra, self.tracker.keys,
             self.tracker.metrics, self.tracker.measurer.t, step, epoch,
             "dse/" if self.name == "Z" else f"dse/{self.name}_",
         )

@@ -49,18 +49,31 @@ def history_rows(layer_labels: dict[str, str], measured, details: dict[str, Any]
     }
 
 
+def report_safely(warn, what: str, function, *args) -> None:
+    """Run one reporting step; a failure (a full disk, a broken figure backend) warns once and
+    training goes on, because nothing the monitor does after `setup` may end a run."""
+    try:
+        function(*args)
+    except Exception as error:  # noqa: BLE001 - any reporting failure, by design
+        warn(f"report:{what}", f"DSEMonitor could not {what} ({type(error).__name__}: {error}); training goes on")
+
+
 def write_history(path: str, history: dict[int, dict[str, dict[str, Any]]], columns: Sequence[str]) -> None:
     """Rewrite `path` with every row of `history` ({epoch: {representation: row}})."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=directory, suffix=".csv.tmp")
-    with os.fdopen(handle, "w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(columns))
-        writer.writeheader()
-        for epoch in sorted(history):
-            for row in history[epoch].values():
-                writer.writerow({column: row.get(column, "") for column in columns})
-    os.replace(temporary, path)
+    try:
+        with os.fdopen(handle, "w", newline="") as stream:
+            writer = csv.DictWriter(stream, fieldnames=list(columns))
+            writer.writeheader()
+            for epoch in sorted(history):
+                for row in history[epoch].values():
+                    writer.writerow({column: row.get(column, "") for column in columns})
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)  # the previous, complete file stays in place
+        raise
 
 
 def tensorboard_loggers(loggers) -> list:

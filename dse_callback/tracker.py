@@ -42,7 +42,7 @@ from .distributed_probe import Runtime, forward_shares
 from .forward_pass import module_device
 from .measurement import NEEDS_INPUT_CLUSTERS, NEEDS_LABELS, Measured, Measurer, OnceWarner, check_metrics
 from .probe import ProbeSet, as_dataset
-from .reporting import history_columns, history_rows, write_history
+from .reporting import history_columns, history_rows, report_safely, write_history
 from .representations import flat_values, metric_keys, resolve_layers, timing_keys
 from .shared_measurement import measure_shared
 
@@ -267,14 +267,14 @@ class DSETracker:
             self._record(probe.epoch, probe.measured, dict(probe.context, metric_seconds=probe.seconds, probe_seconds=probe_seconds), write=False)
             out.append((probe.epoch, self._flat(probe.epoch, probe.measured, probe_seconds)))
         if out and self.history_path:
-            write_history(self.history_path, self.history, self.columns)
+            report_safely(self.warn, "write the history", write_history, self.history_path, self.history, self.columns)
         return out
 
     def _record(self, epoch: int, measured: Measured, details: dict, write: bool) -> None:
         self.last_spectra = measured.spectra
         self.history[epoch] = history_rows(self.layer_labels, measured, details)
         if write and self.history_path:
-            write_history(self.history_path, self.history, self.columns)
+            report_safely(self.warn, "write the history", write_history, self.history_path, self.history, self.columns)
 
     def _flat(self, epoch: int, measured: Measured, probe_seconds: float) -> dict[str, float]:
         return flat_values(self.keys, self.timing_keys, measured.values, epoch, probe_seconds)

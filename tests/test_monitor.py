@@ -278,3 +278,21 @@ def test_the_lightning_namespace_has_its_own_monitor(tmp_path):
     assert is_overridden("state_dict", monitor)
     with pytest.raises(ValueError, match="Expected a parent"):
         is_overridden("state_dict", DSEMonitor())
+
+
+def test_failing_history_writes_and_figures_warn_once_and_training_goes_on(tmp_path, monkeypatch):
+    from dse_callback import reporting
+
+    def broken(*args):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(reporting, "tempfile", type("Full", (), {"mkstemp": staticmethod(broken)}))
+    monkeypatch.setattr("dse_callback.monitor.add_figures", broken)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer, _ = fit(tmp_path, DSEMonitor(probe_size=40), max_epochs=3, logger="tensorboard")
+    assert trainer.current_epoch == 3  # the run finished
+    messages = [str(w.message) for w in caught if issubclass(w.category, DSEMonitorWarning)]
+    assert sum("could not write the history" in m for m in messages) == 1
+    assert sum("could not add the TensorBoard figures" in m for m in messages) == 1
+    assert sorted(trainer.callbacks[0].history) == [0, 1, 2, 3]  # values kept in memory and checkpoints

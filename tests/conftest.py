@@ -14,6 +14,16 @@ SHARED_MNIST = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test: tiny networks and matrices run faster on one, and far
+    faster on a busy shared CPU; the previous count is restored."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def mnist_root(tmp_path_factory) -> pathlib.Path:
     """A torchvision MNIST root unpacked from ../shared/data/mnist (skips where absent)."""

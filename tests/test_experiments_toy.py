@@ -5,7 +5,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from dse_callback.spectrum import SOLVERS
 from experiments.cli import main
@@ -14,13 +13,7 @@ from experiments.toy.data import corrupt_labels, gaussian_blobs, random_walk_tre
 from experiments.toy.dimension import DimensionGrid
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny networks and matrices run faster on one thread, and far faster on a busy shared CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _read(path):

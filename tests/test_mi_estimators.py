@@ -9,13 +9,7 @@ import torch
 from experiments.mi_estimators import ksg_mutual_information, mine_mutual_information
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny networks and matrices run faster on one thread, and far faster on a busy shared CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _gaussian_pair(rho: float, n: int, seed: int):

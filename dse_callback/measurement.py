@@ -32,6 +32,7 @@ from .entropy import classic_shannon_entropy, diffusion_spectral_entropy, satura
 from .errors import BandwidthWarning
 from .mutual_info import classic_shannon_mutual_information, diffusion_spectral_mutual_information
 from .rankme import rankme
+from .solvers.layout import split_layout
 from .spectrum import SOLVERS
 
 METRICS = ("dse", "dsmi_y", "dsmi_x", "cse", "csmi_y", "csmi_x", "rankme")
@@ -96,12 +97,17 @@ class Measurer:
         n_input_clusters: clusters of X; None for the number of classes (10 without labels).
         warn: the `OnceWarner` shared with the rest of the monitor.
         solver: the DSE and DSMI solver, a name in `spectrum.SOLVERS` ("auto", "exact", "slq").
+        shard_dse: DSE runs across the initialized torch.distributed default group
+            (`distributed=True`): every rank calls `measure` with the same full Z and passes
+            its contiguous row block to the solver, which builds only those kernel rows.
     """
 
-    def __init__(self, metrics, sigma=10.0, t=1, precision=None, seed=0, n_input_clusters=None, warn=None, solver="auto"):
+    def __init__(self, metrics, sigma=10.0, t=1, precision=None, seed=0, n_input_clusters=None, warn=None, solver="auto",
+                 shard_dse=False):  # fmt: skip
         if solver not in SOLVERS:
             raise ValueError(f"solver must be one of {tuple(SOLVERS)}, got {solver!r}")
         self.solver = solver
+        self.shard_dse = shard_dse
         self.metrics = check_metrics(metrics)
         self.sigma = sigma
         self.t = t
@@ -183,9 +189,10 @@ class Measurer:
     def _dse(self, z: torch.Tensor, sigma: float, where: str) -> tuple[float, np.ndarray, dict]:
         """DSE(Z), the largest eigenvalues behind it and its solver details; warns once per
         layer when DSE sits at an end."""
+        rows = split_layout(len(z)) if self.shard_dse else None
         estimate = diffusion_spectral_entropy(
-            z, sigma, self.t, max_samples=None, precision=self.precision, solver=self.solver, seed=self.seed,
-            warn_saturation=False, return_details=True,
+            z[rows.lo : rows.hi] if rows else z, sigma, self.t, max_samples=None, precision=self.precision,
+            solver=self.solver, seed=self.seed, warn_saturation=False, return_details=True, distributed=self.shard_dse,
         )
         message = saturation_message(estimate.value, len(z), sigma)
         if message:

@@ -6,8 +6,11 @@ The flow, on every rank r of P once the representations are gathered (`sharding.
 2. `assign_work(costs, P)`: an owner rank per item, from a rough relative cost (an N x N
    eigensolve for DSE, (R + 1) smaller ones per class for DSMI, next to nothing for the
    binning and RankMe baselines); every rank computes the same assignment;
-3. rank r measures only the items it owns (`Measurer` on that subset, so failures stay
-   one warning and NaN);
+3. a DSE that runs "slq" is computed by every rank together (`sharded_dse_items`,
+   `Measurer(shard_dse=True)`): each rank builds its row block of the kernel and the
+   solver joins the products with collectives, so N can outgrow one device; then rank r
+   measures only the other items it owns (`Measurer` on that subset, so failures stay one
+   warning and NaN);
 4. `combine_owned`: the values, each layer's bandwidth and each metric's error bar and
    solver (coded as a bit set) as one small float64 tensor, and the eigenvalues behind
    each DSE (for the figures) as a second, all-gathered once each; every rank returns
@@ -26,6 +29,7 @@ import torch
 
 from .measurement import Measured, Measurer
 from .sharding import AllGather, assign_work, combine_owned
+from .solvers.run import exact_max_n
 
 # Relative cost of each metric at the same N: DSE is one N x N eigensolve; DSMI solves
 # (R + 1) matrices of about N / K per class (K classes), so about 6 / K^2 of DSE with K = 10,
@@ -70,17 +74,19 @@ def measure_shared(
     if world_size == 1:
         return measurer.measure(representations, labels, input_clusters, labels_by_name)
     items = work_items(list(representations), measurer.metrics)
-    owners = assign_work([METRIC_COSTS[metric] for _, metric in items], world_size)
+    sharded = sharded_dse_items(measurer, representations, world_size)
+    owners = assign_work([0.0 if item in sharded else METRIC_COSTS[item[1]] for item in items], world_size)
+    owners = [0 if item in sharded else owner for item, owner in zip(items, owners)]  # every rank has these
     mine = [item for item, owner in zip(items, owners) if owner == rank]
     local = Measured()
+    # The sharded DSEs first, on every rank in the same order: their solver runs collectives.
+    for name, _ in sharded:
+        part = _subset(measurer, ("dse",), shard_dse=True).measure({name: representations[name]}, labels, input_clusters, labels_by_name)
+        _merge(local, part, name)
     for name, z in representations.items():
-        metrics = tuple(metric for layer, metric in mine if layer == name)
+        metrics = tuple(metric for layer, metric in mine if layer == name and (layer, metric) not in sharded)
         if metrics:
-            part = _subset(measurer, metrics).measure({name: z}, labels, input_clusters, labels_by_name)
-            local.values[name] = part.values[name]
-            local.sigma.update(part.sigma)
-            local.spectra.update(part.spectra)
-            local.details.update(part.details)
+            _merge(local, _subset(measurer, metrics).measure({name: z}, labels, input_clusters, labels_by_name), name)
     device = next(iter(representations.values())).device
     packed = torch.full((len(items), 4), math.nan, dtype=torch.float64, device=device)
     for row, (name, metric) in enumerate(items):
@@ -105,6 +111,31 @@ def measure_shared(
     return measured
 
 
+def _merge(into: Measured, part: Measured, name: str) -> None:
+    into.values.setdefault(name, {}).update(part.values[name])
+    into.sigma.update(part.sigma)
+    into.spectra.update(part.spectra)
+    into.details.setdefault(name, {}).update(part.details.get(name, {}))
+
+
+def sharded_dse_items(measurer: Measurer, representations: dict[str, torch.Tensor], world_size: int) -> list[tuple[str, str]]:
+    """The ("layer", "dse") items every rank computes together, each building its kernel rows.
+
+    Those whose DSE runs "slq" ("slq", or "auto" above the exact size of the device) under an
+    initialized torch.distributed group: N past one device's memory needs all of them. An
+    exact eigensolve cannot be split by rows, so smaller DSEs keep one owner rank.
+    """
+    import torch.distributed as dist
+
+    if world_size == 1 or "dse" not in measurer.metrics or not (dist.is_available() and dist.is_initialized()):
+        return []
+    return [
+        (name, "dse")
+        for name, z in representations.items()
+        if measurer.solver == "slq" or (measurer.solver == "auto" and len(z) > exact_max_n(z.device))
+    ]
+
+
 def _solver_code(solver: str | None) -> float:
     """A solver detail as a bit set over `SOLVER_NAMES` (NaN when there is none)."""
     if solver is None:
@@ -116,11 +147,11 @@ def _solver_name(code: int) -> str:
     return "+".join(name for i, name in enumerate(SOLVER_NAMES) if code >> i & 1)
 
 
-def _subset(measurer: Measurer, metrics: tuple[str, ...]) -> Measurer:
+def _subset(measurer: Measurer, metrics: tuple[str, ...], shard_dse: bool = False) -> Measurer:
     """The same measurer (settings and warner) restricted to `metrics`."""
     return Measurer(
         metrics, measurer.sigma, measurer.t, measurer.precision, measurer.seed, measurer.n_input_clusters, measurer.warn,
-        measurer.solver,
+        measurer.solver, shard_dse=shard_dse,
     )
 
 

@@ -46,3 +46,48 @@ def test_one_process_is_the_plain_measurement():
     representations, labels = inputs()
     shared = measure_shared(Measurer(METRICS), representations, labels, None, None, 0, 1, None)
     assert shared.values == Measurer(METRICS).measure(representations, labels, None).values
+
+
+def _sharded_worker(rank, rendezvous, results):
+    import dse_callback.solvers.run as run
+
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=WORLD)
+    built_rows = []
+    original = run.DiffusionOperator
+
+    def counting_operator(points, bandwidth, dtype, layout, memory_budget):
+        built_rows.append(layout.hi - layout.lo)
+        return original(points, bandwidth, dtype, layout, memory_budget)
+
+    run.DiffusionOperator = counting_operator
+    try:
+        representations, labels = sharded_inputs()
+        measured = measure_shared(Measurer(METRICS, solver="slq"), representations, labels, None, None, rank, WORLD,
+                                  torch_all_gather())  # fmt: skip
+        torch.save({"values": measured.values, "details": measured.details, "rows": built_rows}, f"{results}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def sharded_inputs():
+    generator = torch.Generator().manual_seed(5)
+    labels = torch.arange(301) % 3
+    return {"a": torch.randn(301, 8, generator=generator, dtype=torch.float64) * 3 + labels[:, None] * 5.0}, labels
+
+
+def test_an_slq_dse_runs_on_every_rank_each_building_its_own_kernel_rows(tmp_path):
+    mp.start_processes(_sharded_worker, args=(str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=WORLD, start_method="spawn")
+    representations, labels = sharded_inputs()
+    single = Measurer(METRICS, solver="slq").measure(representations, labels, None)
+    results = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=False) for rank in range(WORLD)]
+    # N = 301 over 2 ranks: the DSE kernel is split 151 + 150 rows; DSMI's 3 x (5 + 1) subsets
+    # of about 100 points are built whole by the one rank that owns DSMI.
+    assert [result["rows"][0] for result in results] == [151, 150]
+    subsets = [rows for result in results for rows in result["rows"][1:]]
+    assert len(subsets) == 18 and all(rows in (100, 101) for rows in subsets)
+    assert sum(len(result["rows"]) > 1 for result in results) == 1
+    for result in results:
+        assert result["details"]["a"]["dse_solver"] == "slq" and result["values"] == results[0]["values"]
+        assert abs(result["values"]["a"]["dse"] - single.values["a"]["dse"]) < 1e-5
+        for metric in ("dsmi_y", "cse", "rankme"):
+            assert result["values"]["a"][metric] == single.values["a"][metric]

@@ -27,6 +27,9 @@ def test_two_gloo_processes_give_the_single_process_value(gloo_results):
         assert solver == "slq" and stderr > 0
         assert abs(value - single[key]) <= 1e-5
     assert abs(ranks[0]["dse_blocked"] - single["dse_t1"]) <= 1e-5
+    # One rank short of memory: every rank takes the blocked path (the same collectives).
+    assert [rank["dse_mixed_budget"][1] for rank in ranks] == ["blocked", "blocked"]
+    assert abs(ranks[0]["dse_mixed_budget"][0] - single["dse_t1"]) <= 1e-5
     assert abs(ranks[0]["dsmi"] - single["dsmi"]) <= 1e-5
 
 

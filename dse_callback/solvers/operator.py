@@ -67,7 +67,10 @@ class DiffusionOperator:
         itemsize = torch.empty((), dtype=dtype).element_size()
         rows = layout.hi - layout.lo
         budget = memory_budget if memory_budget is not None else _MEMORY_SHARE * available_memory_bytes(self.device)
-        self.stored = rows * self.n * itemsize <= budget
+        # Every rank stores or none does (free memory differs between devices), so all of
+        # them take the same path and run the same sequence of collectives.
+        misfits = torch.tensor(float(rows * self.n * itemsize > budget), dtype=torch.float64, device=self.device)
+        self.stored = float(layout.sum(misfits)) == 0.0
         chunk_budget = _CHUNK_ELEMENTS if self.stored else max(1, int(budget) // (4 * itemsize))
         self._chunk = max(1, min(rows, chunk_budget // self.n))
         self.products = 0

@@ -48,7 +48,8 @@ class ForwardSpy:
 
 @pytest.mark.parametrize(
     "precision, input_dtype, autocast",
-    [("bf16-true", torch.bfloat16, False), ("bf16-mixed", torch.float32, True), ("64-true", torch.float64, False)],
+    [("bf16-true", torch.bfloat16, False), ("bf16-mixed", torch.float32, True), ("16-true", torch.float16, False),
+     ("64-true", torch.float64, False)],
 )
 def test_the_probe_runs_under_the_trainers_precision_and_logs_finite_values(tmp_path, precision, input_dtype, autocast):
     spy = ForwardSpy()

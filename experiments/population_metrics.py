@@ -79,24 +79,31 @@ def measure(
 
 
 def correlations(rows: Sequence[dict], target: str = "accuracy") -> list[dict]:
-    """Pearson and Spearman correlation of each measure with `target` over the rows.
+    """Pearson and Spearman correlation of each measure with `target`, over all rows and per family.
 
-    Returns one dict per measure: measure, n, pearson_r, pearson_p, spearman_rho,
-    spearman_p (NaN where the measure is constant or has fewer than 3 finite values).
+    Pooled over families, a correlation can come from the families alone (one family weak
+    and low on a measure, the other strong and high), so where the rows hold more than one
+    family each family is correlated on its own too. Returns one dict per (group, measure):
+    group ("all" or the family), measure, n, pearson_r, pearson_p, spearman_rho, spearman_p
+    (NaN where the measure is constant or has fewer than 3 finite values).
     """
-    table = []
-    for key in MEASURES:
-        pairs = [(row[key], row[target]) for row in rows if math.isfinite(row.get(key, math.nan))]
-        entry = {"measure": key, "n": len(pairs)}
-        x, y = (np.array(values, dtype=float) for values in zip(*pairs)) if pairs else (np.array([]), np.array([]))
-        if len(pairs) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
-            pearson, spearman = stats.pearsonr(x, y), stats.spearmanr(x, y)
-            entry.update(pearson_r=float(pearson[0]), pearson_p=float(pearson[1]))
-            entry.update(spearman_rho=float(spearman[0]), spearman_p=float(spearman[1]))
-        else:
-            entry.update(pearson_r=math.nan, pearson_p=math.nan, spearman_rho=math.nan, spearman_p=math.nan)
-        table.append(entry)
-    return table
+    families = sorted({row["family"] for row in rows if "family" in row})
+    groups = [("all", list(rows))] + ([(family, [row for row in rows if row.get("family") == family]) for family in families]
+                                     if len(families) > 1 else [])  # fmt: skip
+    return [_correlate(group, chosen, key, target) for group, chosen in groups for key in MEASURES]
+
+
+def _correlate(group: str, rows: Sequence[dict], key: str, target: str) -> dict:
+    pairs = [(row[key], row[target]) for row in rows if math.isfinite(row.get(key, math.nan))]
+    entry = {"group": group, "measure": key, "n": len(pairs)}
+    x, y = (np.array(values, dtype=float) for values in zip(*pairs)) if pairs else (np.array([]), np.array([]))
+    if len(pairs) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
+        pearson, spearman = stats.pearsonr(x, y), stats.spearmanr(x, y)
+        entry.update(pearson_r=float(pearson[0]), pearson_p=float(pearson[1]))
+        entry.update(spearman_rho=float(spearman[0]), spearman_p=float(spearman[1]))
+    else:
+        entry.update(pearson_r=math.nan, pearson_p=math.nan, spearman_rho=math.nan, spearman_p=math.nan)
+    return entry
 
 
 def write_csv(rows: Sequence[dict], path: str | pathlib.Path) -> pathlib.Path:
@@ -112,10 +119,10 @@ def write_csv(rows: Sequence[dict], path: str | pathlib.Path) -> pathlib.Path:
 
 def format_table(table: Sequence[dict]) -> str:
     """The correlation table as aligned text (printed by the studies)."""
-    lines = [f"{'measure':<12}{'n':>4}{'Pearson r':>11}{'p':>10}{'Spearman':>10}{'p':>10}"]
+    lines = [f"{'models':<8}{'measure':<12}{'n':>4}{'Pearson r':>11}{'p':>10}{'Spearman':>10}{'p':>10}"]
     for entry in table:
         lines.append(
-            f"{MEASURES[entry['measure']]:<12}{entry['n']:>4}{entry['pearson_r']:>11.3f}{entry['pearson_p']:>10.2g}"
+            f"{entry['group']:<8}{MEASURES[entry['measure']]:<12}{entry['n']:>4}{entry['pearson_r']:>11.3f}{entry['pearson_p']:>10.2g}"
             f"{entry['spearman_rho']:>10.3f}{entry['spearman_p']:>10.2g}"
         )
     return "\n".join(lines)
@@ -126,7 +133,7 @@ def plot_population(rows: Sequence[dict], table: Sequence[dict], out: str | path
     """One scatter panel per measure against `target`, points coloured by family."""
     plt = pyplot()
     figure, axes = plt.subplots(2, 3, figsize=(13, 7.5), squeeze=False)
-    by_measure = {entry["measure"]: entry for entry in table}
+    by_measure = {entry["measure"]: entry for entry in table if entry["group"] == "all"}
     families = sorted({row["family"] for row in rows})
     for axis, (key, label) in zip(axes.flat, MEASURES.items()):
         for family in families:
@@ -134,8 +141,10 @@ def plot_population(rows: Sequence[dict], table: Sequence[dict], out: str | path
             axis.scatter([row[key] for row in chosen], [row[target] for row in chosen], s=22, alpha=0.8,
                          color=FAMILY_COLOURS.get(family), label=family)  # fmt: skip
         entry = by_measure[key]
+        within = ", ".join(f"{e['group']} {e['spearman_rho']:.2f}" for e in table if e["measure"] == key and e["group"] != "all")
         axis.set_title(f"{label}\nPearson {entry['pearson_r']:.2f} (p={entry['pearson_p']:.1g}), "
-                       f"Spearman {entry['spearman_rho']:.2f} (p={entry['spearman_p']:.1g})", fontsize=9)  # fmt: skip
+                       f"Spearman {entry['spearman_rho']:.2f} (p={entry['spearman_p']:.1g})"
+                       + (f"\nSpearman within family: {within}" if within else ""), fontsize=9)  # fmt: skip
         axis.set_xlabel(label + (" (bits)" if key != "rankme" else ""))
         axis.set_ylabel(target_label)
         axis.grid(True, alpha=0.3)

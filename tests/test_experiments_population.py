@@ -53,7 +53,8 @@ def test_population_runs_end_to_end_on_three_tiny_models(tmp_path, capsys):
         assert float(row["sigma"]) == pytest.approx(math.sqrt(int(row["dim_z"])))  # sigma = sqrt(dim Z)
         assert all(math.isfinite(float(row[key])) for key in MEASURES)
     table = read_rows(tmp_path / "out" / "tiny_correlations.csv")
-    assert [row["measure"] for row in table] == list(MEASURES) and all(row["n"] == "3" for row in table)
+    assert [(row["group"], row["measure"]) for row in table] == [(g, m) for g in ("all", "cnn", "mlp") for m in MEASURES]
+    assert {row["group"]: row["n"] for row in table} == {"all": "3", "cnn": "1", "mlp": "2"}
     assert (tmp_path / "out" / "tiny.png").stat().st_size > 10_000
 
 
@@ -66,6 +67,19 @@ def test_correlations_follow_a_known_relation_and_refuse_constant_columns():
     assert table["dse"]["spearman_p"] < 1e-3
     assert table["dsmi_x"]["pearson_r"] == pytest.approx(-1.0)
     assert math.isnan(table["dsmi_y"]["pearson_r"]) and table["cse"]["n"] == 0
+
+
+def test_correlations_within_each_family_expose_a_relation_made_by_the_families_alone():
+    # Within each family the measure falls with accuracy; pooled, it rises, because one family
+    # is low on both. The per-family rows must show what the pooled row hides.
+    rows = [{"family": "cnn", "accuracy": 0.2 + 0.01 * i, "dse": 1.0 - 0.1 * i} for i in range(5)]
+    rows += [{"family": "mlp", "accuracy": 0.8 + 0.01 * i, "dse": 5.0 - 0.1 * i} for i in range(5)]
+    for row in rows:
+        row.update({key: row["dse"] for key in MEASURES if key != "dse"})
+    table = {(entry["group"], entry["measure"]): entry for entry in correlations(rows)}
+    assert table["all", "dse"]["pearson_r"] > 0.8 and table["all", "dse"]["n"] == 10
+    assert table["cnn", "dse"]["spearman_rho"] == pytest.approx(-1.0)
+    assert table["mlp", "dse"]["spearman_rho"] == pytest.approx(-1.0) and table["mlp", "dse"]["n"] == 5
 
 
 def test_a_trained_model_beats_its_untrained_twin_on_separable_data():

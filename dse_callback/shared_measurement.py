@@ -80,9 +80,9 @@ def measure_shared(
     mine = [item for item, owner in zip(items, owners) if owner == rank]
     local = Measured()
     # The sharded DSEs first, on every rank in the same order: their solver runs collectives.
+    sharding = _subset(measurer, ("dse",), shard_dse=True)
     for name, _ in sharded:
-        part = _subset(measurer, ("dse",), shard_dse=True).measure({name: representations[name]}, labels, input_clusters, labels_by_name)
-        _merge(local, part, name)
+        _merge(local, sharding.measure({name: representations[name]}, labels, input_clusters, labels_by_name), name)
     for name, z in representations.items():
         metrics = tuple(metric for layer, metric in mine if layer == name and (layer, metric) not in sharded)
         if metrics:

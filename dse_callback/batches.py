@@ -114,13 +114,7 @@ class BatchReader:
         if self.batch_to_inputs is not None:
             return self.batch_to_inputs(batch)
         if self.input_key is not None:
-            found = find_key(batch, self.input_key)
-            if found is _MISSING:
-                raise BatchFormatError(
-                    f"input_key={self.input_key!r} is not in the probe batch {describe_batch(batch)}; "
-                    "pass the key that holds the model's inputs, or batch_to_inputs=callable"
-                )
-            return found
+            return _required_key(batch, "input_key", self.input_key, "the model's inputs, or batch_to_inputs=callable")
         if isinstance(batch, torch.Tensor):
             return batch
         if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor):
@@ -133,13 +127,7 @@ class BatchReader:
 
     def labels(self, batch: Any) -> torch.Tensor | None:
         if self.label_key is not None:
-            found = find_key(batch, self.label_key)
-            if found is _MISSING:
-                raise BatchFormatError(
-                    f"label_key={self.label_key!r} is not in the probe batch {describe_batch(batch)}; "
-                    "pass the key that holds the labels"
-                )
-            return torch.as_tensor(found)
+            return torch.as_tensor(_required_key(batch, "label_key", self.label_key, "the labels"))
         if isinstance(batch, (tuple, list)) and len(batch) > 1 and isinstance(batch[1], torch.Tensor):
             return batch[1]
         return None
@@ -147,3 +135,13 @@ class BatchReader:
     def split(self, batch: Any) -> tuple[Any, torch.Tensor | None]:
         """(inputs, labels or None) of one batch."""
         return self.inputs(batch), self.labels(batch)
+
+
+def _required_key(batch: Any, argument: str, key: str, holds: str) -> Any:
+    """The value under `key` at any level of `batch`, or a BatchFormatError naming `argument`."""
+    found = find_key(batch, key)
+    if found is _MISSING:
+        raise BatchFormatError(
+            f"{argument}={key!r} is not in the probe batch {describe_batch(batch)}; pass the key that holds {holds}"
+        )
+    return found

@@ -24,9 +24,10 @@ import torch
 import torch.nn.functional as F
 
 from dse_callback import diffusion_spectral_entropy
-from dse_callback.plotting import close_figure, pyplot
+from dse_callback.plotting import pyplot
 
 from .backbones import build_backbone, paper_init
+from .plot import save_figure
 from .population import fixed_probe, load_mnist
 
 PAPER_STDS = (1e-3, 1e-2, 2e-2, 3e-2, 4e-2, 5e-2, 8e-2, 1e-1)
@@ -89,10 +90,7 @@ def write_outputs(rows: list[dict], out: str | pathlib.Path) -> tuple[pathlib.Pa
     axis.set_title(f"Random ResNet-50, MNIST test images at {rows[0]['image_size']} px, sigma {rows[0]['sigma']:g}", fontsize=9)
     axis.grid(True, alpha=0.3)
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(out / "init_sweep.png", dpi=110)
-    close_figure(figure)
-    return table, out / "init_sweep.png"
+    return table, save_figure(figure, out / "init_sweep.png")
 
 
 def main(argv=None) -> None:

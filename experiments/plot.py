@@ -99,10 +99,17 @@ def plot_information_plane(run_dirs, out: str | pathlib.Path, title: str | None 
     if not any(points.values()):
         raise ValueError(f"no history under {list(map(str, run_dirs))} has finite dsmi_x and dsmi_y values to draw")
     figure = information_plane_figure(points, title or "information plane")
-    return _save(figure, out)
+    return save_figure(figure, out)
 
 
-def _save(figure, out) -> pathlib.Path:
+def save_figure(figure, out: str | pathlib.Path, title: str | None = None) -> pathlib.Path:
+    """Title (when given), lay out, write (creating its folder) and close a figure; returns its path.
+
+    Every figure the experiments write goes through here, at one resolution.
+    """
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
     out = pathlib.Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=110)
@@ -135,10 +142,7 @@ def plot_runs(run_dirs, out: str | pathlib.Path, title: str | None = None) -> pa
         for row in (0, 1):
             axes[row][column].grid(True, alpha=0.3)
     axes[0][0].legend(fontsize=8)
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    return _save(figure, out)
+    return save_figure(figure, out, title)
 
 
 def main(argv=None) -> None:

@@ -25,7 +25,9 @@ from dse_callback import (
     diffusion_spectral_mutual_information,
     rankme,
 )
-from dse_callback.plotting import close_figure, pyplot
+from dse_callback.plotting import pyplot
+
+from .plot import save_figure
 
 # Column name -> label, in the order of the table and the figure's panels.
 MEASURES = {
@@ -149,11 +151,4 @@ def plot_population(rows: Sequence[dict], table: Sequence[dict], out: str | path
         axis.set_ylabel(target_label)
         axis.grid(True, alpha=0.3)
     axes[0][0].legend(fontsize=8)
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    out = pathlib.Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=110)
-    close_figure(figure)
-    return out
+    return save_figure(figure, out, title)

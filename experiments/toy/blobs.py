@@ -19,7 +19,8 @@ from dse_callback import classic_shannon_mutual_information, diffusion_spectral_
 from dse_callback.plotting import pyplot
 
 from ..mi_estimators import ksg_mutual_information, mine_mutual_information
-from .common import plot_curve, save_figure, progress, timed, write_csv
+from ..plot import save_figure
+from .common import plot_curve, progress, timed, write_csv
 from .data import corrupt_labels, gaussian_blobs
 
 CSMI_BINS = (5, 10, 100)
@@ -97,7 +98,7 @@ def plot_blobs(rows: list[dict], grid: BlobsGrid, path: pathlib.Path) -> pathlib
         if not dim:
             axis.set_xscale("log")
     axes[0][-1].legend(fontsize=7)
-    return save_figure(figure, f"MI estimators on 3 Gaussian blobs (N = {grid.n}; MINE in bits, {grid.mine_epochs} epochs)", path)
+    return save_figure(figure, path, f"MI estimators on 3 Gaussian blobs (N = {grid.n}; MINE in bits, {grid.mine_epochs} epochs)")
 
 
 def blobs_study(out: pathlib.Path, grid: BlobsGrid, seed: int = 0) -> tuple[pathlib.Path, pathlib.Path]:

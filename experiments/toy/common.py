@@ -11,7 +11,6 @@ from typing import Callable, Iterable
 import numpy as np
 from tqdm.auto import tqdm
 
-from dse_callback.plotting import close_figure
 
 # Columns in this order when present: the parameters as the paper names them, then the result.
 COLUMN_ORDER = (
@@ -71,11 +70,3 @@ def plot_curve(axis, rows: list[dict], x: str, label: str, style: str = "-", **m
         axis.fill_between(xs, means - stds, means + stds, color=line.get_color(), alpha=0.2)
 
 
-
-def save_figure(figure, title: str, path: pathlib.Path) -> pathlib.Path:
-    """Title, lay out, write and close a study's figure."""
-    figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    close_figure(figure)
-    return path

@@ -17,7 +17,8 @@ import numpy as np
 from dse_callback import classic_shannon_mutual_information, diffusion_spectral_mutual_information
 from dse_callback.plotting import pyplot
 
-from .common import plot_curve, save_figure, progress, write_csv
+from ..plot import save_figure
+from .common import plot_curve, progress, write_csv
 from .data import add_uniform_noise, corrupt_labels, random_walk_tree
 
 
@@ -74,7 +75,7 @@ def plot_corruption(rows: list[dict], grid: CorruptionGrid, path: pathlib.Path) 
             axis.axhline(math.log2(branches), color="grey", linestyle=":", label="log2 branches")
             axis.set(title=f"{branches} branches, noise {noise:g}", xlabel="label corruption r", ylabel="bits")
     axes[0][n_cols - 1].legend(fontsize=7)
-    return save_figure(figure, f"DSMI vs label corruption (trees in D = {grid.dim}, sigma = {grid.sigma:g})", path)
+    return save_figure(figure, path, f"DSMI vs label corruption (trees in D = {grid.dim}, sigma = {grid.sigma:g})")
 
 
 def corruption_study(out: pathlib.Path, grid: CorruptionGrid, seed: int = 0) -> tuple[pathlib.Path, pathlib.Path]:

@@ -18,7 +18,8 @@ import torch
 from dse_callback import classic_shannon_entropy, diffusion_spectrum, entropy_of_spectrum
 from dse_callback.plotting import pyplot
 
-from .common import plot_curve, save_figure, progress, write_csv
+from ..plot import save_figure
+from .common import plot_curve, progress, write_csv
 from .data import DISTRIBUTIONS, add_uniform_noise, random_spd_matrix, subspace_points
 
 
@@ -98,7 +99,7 @@ def plot_dimension(rows: list[dict], grid: DimensionGrid, path: pathlib.Path) ->
             axis.set(title=f"{distribution}, noise {noise:g}", xlabel="intrinsic dimension d", ylabel="bits")
             axis.set_ylim(-0.3, ceiling + 0.5)
     axes[0][n_cols - 1].legend(fontsize=7)
-    return save_figure(figure, f"DSE vs intrinsic dimension (N = {grid.n}, D = {grid.dim}, sigma = {grid.sigma:g})", path)
+    return save_figure(figure, path, f"DSE vs intrinsic dimension (N = {grid.n}, D = {grid.dim}, sigma = {grid.sigma:g})")
 
 
 def dimension_study(out: pathlib.Path, grid: DimensionGrid, seed: int = 0) -> tuple[pathlib.Path, pathlib.Path]:

@@ -17,7 +17,8 @@ from dse_callback.plotting import pyplot
 from dse_callback.spectrum import SOLVERS
 
 from .blobs import FULL_DIMS, blob_data, estimate_mi
-from .common import plot_curve, save_figure, progress, timed, write_csv
+from ..plot import save_figure
+from .common import plot_curve, progress, timed, write_csv
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +66,7 @@ def plot_runtime(rows: list[dict], grid: RuntimeGrid, path: pathlib.Path) -> pat
     for axis, title in ((left, "entropy"), (right, "mutual information")):
         axis.set(xscale="log", yscale="log", xlabel="D", ylabel="seconds", title=title)
         axis.legend(fontsize=7)
-    return save_figure(figure, f"Runtime on 3 Gaussian blobs, N = {grid.n} (one run each, this CPU)", path)
+    return save_figure(figure, path, f"Runtime on 3 Gaussian blobs, N = {grid.n} (one run each, this CPU)")
 
 
 def runtime_study(out: pathlib.Path, grid: RuntimeGrid, seed: int = 0) -> tuple[pathlib.Path, pathlib.Path]:

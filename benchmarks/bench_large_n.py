@@ -30,7 +30,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 import torch
 
 from dse_callback import diffusion_spectral_entropy, diffusion_spectral_mutual_information, spectral_clusters

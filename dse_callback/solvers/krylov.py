@@ -1,6 +1,7 @@
 """Krylov building blocks on a `DiffusionOperator`: top eigenpairs and Lanczos quadrature.
 
 Vectors are full (N, p) float64 blocks, identical on every rank; only products touch A.
+Lanczos quadrature also runs on a batch of operators, (B, N, p) blocks (see `batched`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class TopPairs:
 def _project_out(basis: torch.Tensor, block: torch.Tensor) -> torch.Tensor:
     """block - basis (basis^T block), twice (classical Gram-Schmidt needs the second pass)."""
     for _ in range(2):
-        block = block - basis @ (basis.T @ block)
+        block = block - basis @ (basis.mT @ block)
     return block
 
 
@@ -81,40 +82,42 @@ def top_eigenpairs(operator, generator: torch.Generator, *, block: int, depth: i
 def lanczos_quadrature(operator, deflation: torch.Tensor, starts: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Gauss quadrature nodes and weights of v^T f(PAP) v for each start column v = P z.
 
-    P = I - U U^T with U = `deflation` (N, r). For each of the p starts, `steps` Lanczos
-    steps with full reorthogonalization (all p run together, one (N, p) product per step)
-    give a tridiagonal T; its eigenvalues are the nodes, and ||Pz||^2 times the squared first
-    components of its eigenvectors are the weights: z^T P f(PAP) P z ~ sum_k w_k f(node_k).
+    P = I - U U^T with U = `deflation` (..., N, r). For each of the p starts, `steps` Lanczos
+    steps with full reorthogonalization (all p run together, one (..., N, p) product per
+    step) give a tridiagonal T; its eigenvalues are the nodes, and ||Pz||^2 times the squared
+    first components of its eigenvectors are the weights: z^T P f(PAP) P z ~ sum_k w_k f(node_k).
+    Leading dimensions (...) are a batch of operators; vectors keep the dtype of `starts`.
 
     Returns:
-        nodes (p, m) and weights (p, m), float64.
+        nodes (..., p, m) and weights (..., p, m), float64 CPU.
     """
     vectors = _project_out(deflation, starts)
-    norms = vectors.norm(dim=0)
-    vectors = vectors / norms
-    n, p = vectors.shape
-    # Start by start, (p, steps, N): each start's earlier vectors form one contiguous matrix,
-    # so the reorthogonalization is two batched GEMMs (4x faster than an einsum over (k, N, p)).
-    history = torch.zeros((p, steps, n), dtype=torch.float64, device=vectors.device)
-    alphas = torch.zeros((p, steps), dtype=torch.float64, device=vectors.device)
-    betas = torch.zeros((p, steps), dtype=torch.float64, device=vectors.device)
+    norms = vectors.norm(dim=-2)
+    vectors = vectors / norms.unsqueeze(-2)
+    *batch, n, p = vectors.shape
+    # Start by start, (..., p, steps, N): each start's earlier vectors form one contiguous
+    # matrix, so the reorthogonalization is two batched GEMMs (4x faster than an einsum).
+    history = torch.zeros((*batch, p, steps, n), dtype=vectors.dtype, device=vectors.device)
+    alphas = torch.zeros((*batch, p, steps), dtype=torch.float64, device=vectors.device)
+    betas = torch.zeros((*batch, p, steps), dtype=torch.float64, device=vectors.device)
     for k in range(steps):
-        history[:, k] = vectors.T
+        history[..., k, :] = vectors.mT
         product = _project_out(deflation, operator.matmul(vectors))
-        alphas[:, k] = (vectors * product).sum(dim=0)
+        alphas[..., k] = (vectors * product).sum(dim=-2)
         if k == steps - 1:
             break
-        earlier = history[:, : k + 1]  # (p, k + 1, N)
+        earlier = history[..., : k + 1, :]  # (..., p, k + 1, N)
         for _ in range(2):  # full reorthogonalization against U and all earlier Lanczos vectors
             product = _project_out(deflation, product)
-            coefficients = torch.bmm(earlier, product.T.unsqueeze(2))  # (p, k + 1, 1)
-            product = product - torch.bmm(earlier.transpose(1, 2), coefficients).squeeze(2).T
-        beta = product.norm(dim=0)
+            coefficients = torch.matmul(earlier, product.mT.unsqueeze(-1))  # (..., p, k + 1, 1)
+            product = product - torch.matmul(earlier.mT, coefficients).squeeze(-1).mT
+        beta = product.norm(dim=-2)
         # An invariant Krylov space (beta = 0) ends that column: zero vectors stay zero.
         alive = beta > 1e-12
-        betas[:, k] = torch.where(alive, beta, torch.zeros_like(beta))
-        vectors = torch.where(alive, product / torch.where(alive, beta, torch.ones_like(beta)), torch.zeros_like(product))
-    tridiagonal = torch.diag_embed(alphas) + torch.diag_embed(betas[:, :-1], 1) + torch.diag_embed(betas[:, :-1], -1)
+        betas[..., k] = torch.where(alive, beta, torch.zeros_like(beta))
+        safe_beta = torch.where(alive, beta, torch.ones_like(beta)).unsqueeze(-2)
+        vectors = torch.where(alive.unsqueeze(-2), product / safe_beta, torch.zeros_like(product))
+    tridiagonal = torch.diag_embed(alphas) + torch.diag_embed(betas[..., :-1], 1) + torch.diag_embed(betas[..., :-1], -1)
     nodes, eigenvectors = torch.linalg.eigh(tridiagonal.cpu())
-    weights = eigenvectors[:, 0, :].square() * norms.cpu().square()[:, None]
+    weights = eigenvectors[..., 0, :].square() * norms.cpu().to(torch.float64).square().unsqueeze(-1)
     return nodes, weights

@@ -5,6 +5,8 @@
   certified top-k bounds at t = 2 when they are tight; O(N^2) per product, stored or
   blocked by the memory budget, rows sharded under torch.distributed.
 - "auto": "exact" up to `EXACT_MAX_N[device type]` points, "slq" above.
+
+`subset_solver` makes the same choice for DSMI's subsets, which `batched` runs together.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ EXACT_MAX_N = {"cpu": 4096, "cuda": 4096}
 _EXACT_MAX_N_OTHER = 4096
 # Below this N "slq" has too few directions to deflate and probe: it runs "exact".
 _SLQ_MIN_N = 64
+# Above EXACT_MAX_N, "auto" runs DSMI's subsets of at least this many points through batched
+# slq: from here it beats a batched float64 eigvalsh on the CPU (2x at 512 points, 4x at
+# 1,024; benchmarks/bench_large_n.py --subsets).
+BATCHED_SLQ_MIN_N = 512
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,7 @@ def slq_solver(request: EntropyRequest) -> DSEEstimate:
         value = (low + high) / 2
         if high - low > options.bound_tolerance:  # loose or no bounds: probe
             solver = "slq"
-            value, stderr = entropy_and_stderr(*slq_moments(operator, request.t, generator, options, pairs))
+            value, stderr = map(float, entropy_and_stderr(*slq_moments(operator, request.t, generator, options, pairs)))
             half_width = student_quantile(options.probes - 1) * stderr
             low, high = value - half_width, value + half_width
     return DSEEstimate(
@@ -96,6 +102,19 @@ def slq_solver(request: EntropyRequest) -> DSEEstimate:
         t=request.t, seconds=time.perf_counter() - start, top_eigenvalues=pairs.values.cpu(),
         storage="stored" if operator.stored else "blocked", products=operator.products,
     )
+
+
+def subset_solver(solver: str, size: int, n: int, device: torch.device) -> str:
+    """"exact" or "slq" for DSMI's subsets of `size` points drawn from N = `n` points.
+
+    "auto" keeps every term exact while the whole Z is (N <= EXACT_MAX_N), so a DSMI there
+    matches the reference; above, subsets of BATCHED_SLQ_MIN_N points or more go slq.
+    """
+    if solver == "exact" or size < _SLQ_MIN_N:
+        return "exact"
+    if solver == "slq":
+        return "slq"
+    return "exact" if n <= exact_max_n(device) or size < BATCHED_SLQ_MIN_N else "slq"
 
 
 def auto_solver(request: EntropyRequest) -> DSEEstimate:

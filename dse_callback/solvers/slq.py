@@ -46,15 +46,18 @@ def entropy_function(x: torch.Tensor, t: float) -> torch.Tensor:
 
 
 def _quadratic_fit(nodes: torch.Tensor, weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """Coefficients (q0, q1, q2) minimizing sum weights (values - q(nodes))^2."""
-    root = weights.clamp(min=0).sqrt().reshape(-1, 1)
-    x = nodes.reshape(-1, 1)
-    design = torch.cat([torch.ones_like(x), x, x * x], dim=1) * root
-    return torch.linalg.lstsq(design, values.reshape(-1, 1) * root, driver="gelsd").solution.reshape(3)
+    """Coefficients (..., 3) of q = q0 + q1 x + q2 x^2 minimizing sum weights (values - q(nodes))^2
+    over the last two dimensions (probes, nodes) of (..., p, m) inputs."""
+    root = weights.clamp(min=0).sqrt().flatten(-2).unsqueeze(-1)
+    x = nodes.flatten(-2).unsqueeze(-1)
+    design = torch.cat([torch.ones_like(x), x, x * x], dim=-1) * root
+    return torch.linalg.lstsq(design, values.flatten(-2).unsqueeze(-1) * root, driver="gelsd").solution.squeeze(-1)
 
 
 def _polynomial(coefficients: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    return coefficients[0] + coefficients[1] * x + coefficients[2] * x * x
+    """q(x) for coefficients (..., 3) and nodes (..., p, m)."""
+    c = coefficients[..., None, None, :]
+    return c[..., 0] + c[..., 1] * x + c[..., 2] * x * x
 
 
 def deflated_traces(operator, pairs: TopPairs) -> tuple[int, float, float]:
@@ -65,21 +68,32 @@ def deflated_traces(operator, pairs: TopPairs) -> tuple[int, float, float]:
     return operator.n - pairs.values.numel(), first, second
 
 
-def slq_moments(operator, t: float, generator: torch.Generator, options: SLQOptions, pairs: TopPairs):
-    """Per-probe estimates of S and F, shape (p,) each, float64 CPU."""
-    n_rest, first, second = deflated_traces(operator, pairs)
-    probes = torch.randint(0, 2, (operator.n, options.probes), generator=generator, dtype=torch.float64).mul_(2).sub_(1)
-    steps = max(1, min(options.lanczos_steps, n_rest))
-    nodes, weights = lanczos_quadrature(operator, pairs.vectors, probes.to(operator.device), steps)
-    top = pairs.values.cpu()
+def probe_estimates(nodes: torch.Tensor, weights: torch.Tensor, t: float, traces, top: torch.Tensor):
+    """Per-probe estimates of S and F, shape (..., p) each, float64.
+
+    Args:
+        nodes, weights: Lanczos quadrature of the deflated operator, (..., p, m).
+        traces: (N - r, tr(PAP), tr((PAP)^2)), each a number or a (...) tensor.
+        top: the deflated eigenvalues, (..., r).
+    """
+    n_rest, first, second = (torch.as_tensor(trace, dtype=torch.float64).unsqueeze(-1) for trace in traces)
     estimates = []
     for function in (weight_function, entropy_function):
         exact_values = function(nodes, t)
         coefficients = _quadratic_fit(nodes, weights, exact_values)
-        trace_of_fit = float(coefficients[0]) * n_rest + float(coefficients[1]) * first + float(coefficients[2]) * second
-        residual = (weights * (exact_values - _polynomial(coefficients, nodes))).sum(dim=1)
-        estimates.append(float(function(top, t).sum()) + trace_of_fit + residual)
+        trace_of_fit = coefficients[..., :1] * n_rest + coefficients[..., 1:2] * first + coefficients[..., 2:] * second
+        residual = (weights * (exact_values - _polynomial(coefficients, nodes))).sum(dim=-1)
+        estimates.append(function(top, t).sum(dim=-1, keepdim=True) + trace_of_fit + residual)
     return estimates[0], estimates[1]
+
+
+def slq_moments(operator, t: float, generator: torch.Generator, options: SLQOptions, pairs: TopPairs):
+    """Per-probe estimates of S and F, shape (p,) each, float64 CPU."""
+    traces = deflated_traces(operator, pairs)
+    probes = torch.randint(0, 2, (operator.n, options.probes), generator=generator, dtype=torch.float64).mul_(2).sub_(1)
+    steps = max(1, min(options.lanczos_steps, traces[0]))
+    nodes, weights = lanczos_quadrature(operator, pairs.vectors, probes.to(operator.device), steps)
+    return probe_estimates(nodes, weights, t, traces, pairs.values.cpu())
 
 
 def student_quantile(degrees_of_freedom: int) -> float:
@@ -89,10 +103,13 @@ def student_quantile(degrees_of_freedom: int) -> float:
     return z + (z**3 + z) / (4 * v) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v * v)
 
 
-def entropy_and_stderr(weight_sums: torch.Tensor, entropy_sums: torch.Tensor) -> tuple[float, float]:
-    """DSE = log2 S - F / S from the probe means, and its delta-method standard error."""
-    s, f = float(weight_sums.mean()), float(entropy_sums.mean())
-    value = math.log2(s) - f / s
-    linearized = (1 / (s * _LN2) + f / (s * s)) * weight_sums - entropy_sums / s
-    stderr = float(linearized.std(unbiased=True)) / math.sqrt(len(linearized)) if len(linearized) > 1 else float("inf")
-    return value, stderr
+def entropy_and_stderr(weight_sums: torch.Tensor, entropy_sums: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """DSE = log2 S - F / S from the probe means over the last dimension (probes), and its
+    delta-method standard error; shapes (...,) from per-probe sums (..., p)."""
+    s, f = weight_sums.mean(dim=-1), entropy_sums.mean(dim=-1)
+    value = torch.log2(s) - f / s
+    linearized = (1 / (s * _LN2) + f / (s * s)).unsqueeze(-1) * weight_sums - entropy_sums / s.unsqueeze(-1)
+    probes = weight_sums.shape[-1]
+    if probes < 2:
+        return value, torch.full_like(value, math.inf)
+    return value, linearized.std(dim=-1, unbiased=True) / math.sqrt(probes)

@@ -35,9 +35,11 @@ from .diffusion import bandwidth_for, check_matrix_fits, diffusion_affinity_, pa
 from .entropy import entropy_of_rows, entropy_of_spectrum
 from .errors import SkippedClassWarning
 from .sampling import SAMPLERS, random_subsets, subsample_rows
-from .solvers.layout import gather_points
+from .solvers.batched import batch_fits, batched_slq_entropies
 from .solvers.estimate import DSMIEstimate, SLQOptions
-from .spectrum import check_solver_settings, estimate_entropy, exact_eigenvalues, exact_max_n
+from .solvers.layout import gather_points, rank_zero_copy
+from .solvers.run import subset_solver
+from .spectrum import check_solver_settings, estimate_entropy, exact_eigenvalues, solver_dtype
 
 # Maps index sets (B, n) of equal size to the entropy of each subset of Z, shape (B,).
 SubsetEntropies = Callable[[torch.Tensor], torch.Tensor]
@@ -103,6 +105,51 @@ def _mutual_information(
     return total
 
 
+def _diffusion_subset_entropies(
+    points: torch.Tensor, bandwidth: float, t: float, n: int, used: set, *, precision, solver: str, seed: int,
+    distributed: bool, memory_budget, options: SLQOptions,
+) -> SubsetEntropies:
+    """DSE of index sets (B, size) of `points`: (values, variances), with the solver for that size.
+
+    Exact subsets share one batched GEMM and one batched eigvalsh. slq subsets share one
+    batched slq when their kernels fit the memory budget (probes drawn from one generator
+    seeded once, so every class gets fresh ones); larger ones run one by one, stored or
+    blocked, their rows split across ranks under `distributed`. The solvers used go into `used`.
+    """
+    generator = torch.Generator().manual_seed(seed)
+
+    def subset_entropies(index_sets: torch.Tensor):
+        size = index_sets.shape[1]
+        if subset_solver(solver, size, n, points.device) == "exact":
+            used.add("exact")
+            check_matrix_fits(index_sets.shape[0], size, points.dtype, points.device)
+            # Distances per subset in one batched GEMM: for K classes this does (R + 1) / K
+            # of the work of one global N x N matrix, and needs no gather.
+            d2 = pairwise_squared_distances_(points[index_sets.to(points.device)])
+            values = entropy_of_spectrum(exact_eigenvalues(diffusion_affinity_(d2, bandwidth)), t)
+            return values, torch.zeros_like(values)
+        used.add("slq")
+        dtype = solver_dtype(precision, "slq", points.device)
+        if batch_fits(index_sets.shape[0], size, dtype, points.device, memory_budget):
+            subsets = points[index_sets.to(points.device)]
+            values, variances = batched_slq_entropies(subsets, bandwidth, t, dtype, generator, options)
+            if distributed:  # every rank computed the same; rank 0's copy makes it exact
+                values, variances = (rank_zero_copy(x, points.device) for x in (values, variances))
+            return values, variances
+        estimates = [
+            estimate_entropy(
+                points[rows.to(points.device)], bandwidth, t, precision=precision, solver="slq", seed=seed,
+                distributed=distributed, memory_budget=memory_budget, options=options,
+            )
+            for rows in index_sets
+        ]
+        used.update(estimate.solver for estimate in estimates)
+        values = torch.tensor([estimate.value for estimate in estimates], dtype=torch.float64)
+        return values, torch.tensor([estimate.stderr**2 for estimate in estimates], dtype=torch.float64)
+
+    return subset_entropies
+
+
 def diffusion_spectral_mutual_information(
     z,
     reference,
@@ -146,9 +193,10 @@ def diffusion_spectral_mutual_information(
         seed: seed of the subsets, of the `max_samples` subsample and of the clustering.
         max_samples: above this many rows, Z and B are jointly subsampled (None: never).
         precision: "float64", "float32", or None (as in `diffusion_spectral_entropy`).
-        solver: "exact", "slq" or "auto", applied to each subset by its size: with K
-            classes the matrices are about N/K points, so "auto" keeps them exact up to
-            `solvers.run.EXACT_MAX_N` points (where batched eigvalsh is the faster).
+        solver: "exact", "slq" or "auto", applied to each subset by its size. "auto" keeps
+            every term exact while N <= `solvers.run.EXACT_MAX_N` (4,096 on the CPU); above,
+            subsets of `solvers.run.BATCHED_SLQ_MIN_N` (512) points or more go "slq", which
+            runs each class's R + 1 subsets as one batch (see `solvers.batched`).
         return_details: return a `DSMIEstimate` (value, stderr, solver, n, sigma, t,
             seconds) instead of a float; stderr combines the slq terms' errors (0 if exact).
         distributed: z and reference hold this rank's rows (see `diffusion_spectral_entropy`);
@@ -176,28 +224,10 @@ def diffusion_spectral_mutual_information(
     points = points.to(resolve_dtype(precision, points.device))
     bandwidth = bandwidth_for(points, sigma)
     used = set()
-
-    def subset_entropies(index_sets: torch.Tensor):
-        size = index_sets.shape[1]
-        if solver == "exact" or (solver == "auto" and size <= exact_max_n(points.device)):
-            used.add("exact")
-            check_matrix_fits(index_sets.shape[0], size, points.dtype, points.device)
-            # Distances per subset in one batched GEMM: for K classes this does (R + 1) / K
-            # of the work of one global N x N matrix, and needs no gather.
-            d2 = pairwise_squared_distances_(points[index_sets.to(points.device)])
-            values = entropy_of_spectrum(exact_eigenvalues(diffusion_affinity_(d2, bandwidth)), t)
-            return values, torch.zeros_like(values)
-        estimates = [
-            estimate_entropy(
-                points[rows.to(points.device)], bandwidth, t, precision=precision, solver="slq", seed=seed,
-                distributed=bool(distributed), memory_budget=memory_budget, options=options,
-            )
-            for rows in index_sets
-        ]
-        used.update(estimate.solver for estimate in estimates)
-        values = torch.tensor([estimate.value for estimate in estimates], dtype=torch.float64)
-        return values, torch.tensor([estimate.stderr**2 for estimate in estimates], dtype=torch.float64)
-
+    subset_entropies = _diffusion_subset_entropies(
+        points, bandwidth, t, len(classes), used, precision=precision, solver=solver, seed=seed,
+        distributed=bool(distributed), memory_budget=memory_budget, options=options,
+    )
     variance = [0.0]
     value = _mutual_information(classes, subset_entropies, n_repetitions, seed, sampler, variance)
     if not return_details:

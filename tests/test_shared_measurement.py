@@ -49,22 +49,30 @@ def test_one_process_is_the_plain_measurement():
 
 
 def _sharded_worker(rank, rendezvous, results):
+    import dse_callback.solvers.batched as batched
     import dse_callback.solvers.run as run
 
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=WORLD)
-    built_rows = []
-    original = run.DiffusionOperator
+    built_rows, built_batches = [], []
+    original, original_batched = run.DiffusionOperator, batched.BatchedDiffusionOperator
 
     def counting_operator(points, bandwidth, dtype, layout, memory_budget):
         built_rows.append(layout.hi - layout.lo)
         return original(points, bandwidth, dtype, layout, memory_budget)
 
-    run.DiffusionOperator = counting_operator
+    def counting_batch(points, bandwidth, dtype):
+        built_batches.append(tuple(points.shape[:2]))
+        return original_batched(points, bandwidth, dtype)
+
+    run.DiffusionOperator, batched.BatchedDiffusionOperator = counting_operator, counting_batch
     try:
         representations, labels = sharded_inputs()
         measured = measure_shared(Measurer(METRICS, solver="slq"), representations, labels, None, None, rank, WORLD,
                                   torch_all_gather())  # fmt: skip
-        torch.save({"values": measured.values, "details": measured.details, "rows": built_rows}, f"{results}/rank{rank}.pt")
+        torch.save(
+            {"values": measured.values, "details": measured.details, "rows": built_rows, "batches": built_batches},
+            f"{results}/rank{rank}.pt",
+        )
     finally:
         dist.destroy_process_group()
 
@@ -80,12 +88,13 @@ def test_an_slq_dse_runs_on_every_rank_each_building_its_own_kernel_rows(tmp_pat
     representations, labels = sharded_inputs()
     single = Measurer(METRICS, solver="slq").measure(representations, labels, None)
     results = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=False) for rank in range(WORLD)]
-    # N = 301 over 2 ranks: the DSE kernel is split 151 + 150 rows; DSMI's 3 x (5 + 1) subsets
-    # of about 100 points are built whole by the one rank that owns DSMI.
-    assert [result["rows"][0] for result in results] == [151, 150]
-    subsets = [rows for result in results for rows in result["rows"][1:]]
-    assert len(subsets) == 18 and all(rows in (100, 101) for rows in subsets)
-    assert sum(len(result["rows"]) > 1 for result in results) == 1
+    # N = 301 over 2 ranks: the DSE kernel is split 151 + 150 rows; DSMI's 3 classes of
+    # (5 + 1) subsets of about 100 points are built whole, one batch per class, by the one
+    # rank that owns DSMI.
+    assert [result["rows"] for result in results] == [[151], [150]]
+    batches = [shape for result in results for shape in result["batches"]]
+    assert sorted(batches) == [(6, 100), (6, 100), (6, 101)]
+    assert sum(len(result["batches"]) > 0 for result in results) == 1
     for result in results:
         assert result["details"]["a"]["dse_solver"] == "slq" and result["values"] == results[0]["values"]
         assert abs(result["values"]["a"]["dse"] - single.values["a"]["dse"]) < 1e-5

@@ -5,6 +5,7 @@
 - `layout`: row ownership and the collectives of the distributed path.
 - `krylov`: top eigenpairs (block Krylov + Rayleigh-Ritz) and Lanczos quadrature.
 - `slq`: deflated stochastic Lanczos quadrature with control variates.
+- `batched`: the same estimator on a batch of small operators (DSMI's subsets).
 - `bounds`: certified top-k bounds at t = 2.
 - `run`: the "exact", "slq" and "auto" entries of `spectrum.SOLVERS`.
 """

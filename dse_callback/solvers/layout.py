@@ -97,3 +97,14 @@ def gather_points(local_points: torch.Tensor) -> torch.Tensor:
         )
     layout = RowLayout(n=sum(counts), lo=0, hi=0, counts=counts, distributed=True)
     return layout.gather_rows(local_points)
+
+
+def rank_zero_copy(value: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Rank 0's `value` on every rank of the default group (sent through `device`, which
+    NCCL needs to be a GPU); returned on `value`'s own device."""
+    import torch.distributed as dist
+
+    _check_group()
+    sent = value.to(device).contiguous()
+    dist.broadcast(sent, src=0)
+    return sent.to(value.device)

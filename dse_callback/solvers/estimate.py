@@ -87,9 +87,9 @@ class SLQOptions:
     """
 
     probes: int = 16
-    lanczos_steps: int = 24
+    lanczos_steps: int = 16
     block: int = 32
     depth: int = 4
-    restarts: int = 1
+    restarts: int = 0
     tolerance: float = 1e-4
     bound_tolerance: float = 2e-3

@@ -12,7 +12,11 @@ Sections (each prints a markdown table; the README's "Large N" tables come from 
    --blocked-budget at --blocked-n points, against the stored path at the same N.
 3. The paper-scale probe (N = 10,000, D = 512 by a fixed random projection of the images,
    10 classes; DSE + DSMI(Z; Y) + DSMI(Z; X) with X's clusters computed once beforehand,
-   as the monitor does): exact float64 against "auto" and "slq" (and float32 variants).
+   as the monitor does): exact float64 against "auto" and "slq" (and float32 variants),
+   then where its seconds go.
+4. --subsets n ... (default 256 512 1024 2048): one DSMI class's R + 1 = 6 subsets of n of
+   those points, batched eigvalsh (float64 and float32) against batched slq, kernels
+   included; this sets `solvers.run.BATCHED_SLQ_MIN_N`.
 
     flock /tmp/dse_heavy.lock python benchmarks/bench_large_n.py
     python benchmarks/bench_large_n.py --sizes 4000 --large 0 --no-paper    # a quick look
@@ -33,6 +37,12 @@ import time
 import torch
 
 from dse_callback import diffusion_spectral_entropy, diffusion_spectral_mutual_information, spectral_clusters
+from dse_callback.diffusion import affinity_of_points, diffusion_affinity_, pairwise_squared_distances_
+from dse_callback.entropy import entropy_of_spectrum
+from dse_callback.sampling import random_subsets
+from dse_callback.solvers import SLQOptions
+from dse_callback.solvers.batched import batched_slq_entropies
+from dse_callback.spectrum import exact_eigenvalues
 
 SHARED_MNIST = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
@@ -110,10 +120,15 @@ def bench_large(n: int, blocked_n: int, blocked_budget: int, data_dir) -> None:
         )
 
 
-def bench_paper_probe(data_dir) -> None:
+def paper_probe_points(data_dir) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Z (10,000, 512): the MNIST images through a fixed random projection; labels; images."""
     images, labels = mnist_train(10_000, data_dir)
     projection = torch.randn(784, 512, generator=torch.Generator().manual_seed(0), dtype=torch.float64) / 512**0.5
-    z = images @ projection
+    return images @ projection, labels, images
+
+
+def bench_paper_probe(data_dir) -> None:
+    z, labels, images = paper_probe_points(data_dir)
     x_clusters = spectral_clusters(images, 10)  # once, outside the timing, as the monitor caches it
     print(f"\nPaper-scale probe: N = 10,000, D = 512, 10 classes, sigma 10, torch threads {torch.get_num_threads()}")
     print("| solver | precision | DSE s | DSMI(Z;Y) s | DSMI(Z;X) s | total s | speed-up | DSE error | DSMI(Z;Y) error | DSMI(Z;X) error |")
@@ -135,39 +150,61 @@ def bench_paper_probe(data_dir) -> None:
     bench_paper_floor(z, labels)
 
 
+def exact_subset_entropies(points: torch.Tensor) -> torch.Tensor:
+    """What DSMI's exact path does for one class: a batched GEMM, then a batched eigvalsh."""
+    return entropy_of_spectrum(exact_eigenvalues(diffusion_affinity_(pairwise_squared_distances_(points), 10.0)), 1.0)
+
+
+def class_subsets(z: torch.Tensor, labels: torch.Tensor, class_id: int) -> torch.Tensor:
+    """The class's members and 5 random subsets of their size, as DSMI draws them: (6, n, D)."""
+    members = (labels == class_id).nonzero().reshape(1, -1)
+    return z[torch.cat([members, random_subsets(len(labels), members.shape[1], 5, seed=0, sampler="torch")])]
+
+
 def bench_paper_floor(z: torch.Tensor, labels: torch.Tensor) -> None:
-    """Where the paper-scale probe's seconds go, in float32: the parts any of our solvers must pay.
+    """Where the paper-scale probe's seconds go, in float32.
 
     The N x N kernel (one distance GEMM and an exp per pair) is built once per DSE; slq then
-    multiplies it by `products` columns; each DSMI term solves K x (R + 1) matrices of N / K
-    points, which "auto" keeps exact (batched eigvalsh, one batch per class).
+    makes one pass over it per Lanczos step and per Krylov block (memory-bound on a CPU).
+    Each DSMI term solves K x (R + 1) subsets of N / K points: batched slq in "auto" above
+    EXACT_MAX_N, against the batched eigvalsh "auto" used before.
     """
-    from dse_callback.diffusion import affinity_of_points
-    from dse_callback.sampling import random_subsets
-    from dse_callback.spectrum import exact_eigenvalues
-
     z32 = z.float()
     kernel_s, (affinity, _) = timed(lambda: affinity_of_points(z32, 10.0, torch.float32))
-    block = torch.randn(len(z32), 32, generator=torch.Generator().manual_seed(0))
-    product_s, _ = timed(lambda: affinity @ block)
+    block = torch.randn(len(z32), 16, generator=torch.Generator().manual_seed(0))
+    pass_s, _ = timed(lambda: affinity @ block)
+    affinity = None  # free the N x N kernel before the DSE builds its own
+    options = SLQOptions()
+    passes = options.lanczos_steps + (options.depth + 1) * (options.restarts + 1)
     estimate = dse(z, solver="slq", seed=0, precision="float32")
-    del affinity
-    eigen_s = 0.0
-    for class_id in range(10):
-        members = (labels == class_id).nonzero().reshape(1, -1)
-        rows = torch.cat([members, random_subsets(len(labels), members.shape[1], 5, seed=0, sampler="torch")])
-        matrices, _ = zip(*(affinity_of_points(z32[index], 10.0, torch.float32) for index in rows))
-        stacked = torch.stack(matrices)
-        seconds, _ = timed(lambda: exact_eigenvalues(stacked))
-        eigen_s += seconds
+    eigen_s = sum(timed(lambda: exact_subset_entropies(class_subsets(z32, labels, c)))[0] for c in range(10))
+    batched_s, _ = timed(lambda: diffusion_spectral_mutual_information(z, labels, max_samples=None, solver="slq"))
     print("\nWhere its time goes (float32, one run):\n")
     print("| part | seconds |\n|---|---:|")
     print(f"| N x N kernel (distances + exp), once per DSE | {kernel_s:.2f} |")
-    print(f"| slq products: {estimate.products} columns at {product_s / 32 * 1000:.2f} ms each | "
-          f"{product_s / 32 * estimate.products:.2f} |")
-    print(f"| slq DSE in all (kernel, products, bookkeeping) | {estimate.seconds:.2f} |")
-    print(f"| one DSMI term's 60 exact eigensolves of about {len(labels) // 10:,} points (batched per class) | {eigen_s:.2f} |",
-          flush=True)  # fmt: skip
+    print(f"| slq passes over the kernel: {passes} at {pass_s * 1000:.0f} ms each | {pass_s * passes:.2f} |")
+    print(f"| slq DSE in all (kernel, passes, bookkeeping) | {estimate.seconds:.2f} |")
+    print(f"| one DSMI term, 60 subsets of about {len(labels) // 10:,} points: batched eigvalsh (kernels included) | {eigen_s:.2f} |")
+    print(f"| the same term with batched slq, in all | {batched_s:.2f} |", flush=True)
+
+
+def bench_subsets(sizes, data_dir) -> None:
+    z, _, _ = paper_probe_points(data_dir)
+    print("\nDSMI subsets: 6 subsets of n paper-scale points at once, kernels included, slq error against exact float64")
+    print("| n | exact f64 s | exact f32 s | batched slq s | f64/slq | f32/slq | max slq error (bits) | max slq stderr |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    for n in sizes:
+        points = z[random_subsets(len(z), n, 6, seed=0, sampler="torch")]
+        f64_s, exact = timed(lambda: exact_subset_entropies(points))
+        f32_s, _ = timed(lambda: exact_subset_entropies(points.float()))
+        slq_s, (values, variances) = timed(
+            lambda: batched_slq_entropies(points, 10.0, 1.0, torch.float32, torch.Generator().manual_seed(0), SLQOptions())
+        )
+        print(
+            f"| {n:,} | {f64_s:.3f} | {f32_s:.3f} | {slq_s:.3f} | {f64_s / slq_s:.1f}x | {f32_s / slq_s:.1f}x | "
+            f"{float((values - exact).abs().max()):.4f} | {float(variances.sqrt().max()):.4f} |",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -178,6 +215,7 @@ def main() -> None:
     parser.add_argument("--blocked-n", type=int, default=8000)
     parser.add_argument("--blocked-budget", type=int, default=64 * 2**20, help="bytes for the blocked run")
     parser.add_argument("--no-paper", action="store_true", help="skip the paper-scale probe")
+    parser.add_argument("--subsets", type=int, nargs="*", default=[256, 512, 1024, 2048], help="DSMI subset sizes")
     parser.add_argument("--data-dir", default=None, help="a root holding MNIST/raw (default: unpack to a temp dir)")
     parser.add_argument("--single", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--memory-budget", type=int, default=None, help=argparse.SUPPRESS)
@@ -193,6 +231,8 @@ def main() -> None:
         bench_large(args.large, args.blocked_n, args.blocked_budget, data_dir)
     if not args.no_paper:
         bench_paper_probe(data_dir)
+    if args.subsets:
+        bench_subsets(args.subsets, data_dir)
 
 
 if __name__ == "__main__":

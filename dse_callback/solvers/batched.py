@@ -83,9 +83,9 @@ def batched_slq_entropies(
     signs = torch.randint(0, 2, (b, n, options.probes), generator=generator, dtype=torch.float64).mul_(2).sub_(1)
     steps = max(1, min(options.lanczos_steps, n - 1))
     deflation = operator.top_vector.unsqueeze(-1).to(dtype)
-    nodes, weights = lanczos_quadrature(operator, deflation, signs.to(device=points.device, dtype=dtype), steps)
+    quadrature = lanczos_quadrature(operator, deflation, signs.to(device=points.device, dtype=dtype), steps)
     # Over the range of P = I - u u^T with A u = u: tr(PAP) = tr A - 1, tr((PAP)^2) = ||A||_F^2 - 1.
     traces = (n - 1, operator.trace.cpu() - 1.0, operator.frobenius_squared.cpu() - 1.0)
     top = torch.ones(b, 1, dtype=torch.float64)
-    values, stderr = entropy_and_stderr(*probe_estimates(nodes, weights, t, traces, top))
+    values, stderr = entropy_and_stderr(*probe_estimates(quadrature, t, traces, top))
     return values, stderr.square()

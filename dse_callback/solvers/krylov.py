@@ -88,8 +88,11 @@ def lanczos_quadrature(operator, deflation: torch.Tensor, starts: torch.Tensor, 
     first components of its eigenvectors are the weights: z^T P f(PAP) P z ~ sum_k w_k f(node_k).
     Leading dimensions (...) are a batch of operators; vectors keep the dtype of `starts`.
 
+    The Gauss-Radau rule with a node fixed at 0 comes from the same steps (`_gauss_radau`).
+
     Returns:
-        nodes (..., p, m) and weights (..., p, m), float64 CPU.
+        Gauss nodes and weights (..., p, m), Gauss-Radau nodes and weights (..., p, m + 1);
+        float64 CPU.
     """
     vectors = _project_out(deflation, starts)
     norms = vectors.norm(dim=-2)
@@ -104,8 +107,6 @@ def lanczos_quadrature(operator, deflation: torch.Tensor, starts: torch.Tensor, 
         history[..., k, :] = vectors.mT
         product = _project_out(deflation, operator.matmul(vectors))
         alphas[..., k] = (vectors * product).sum(dim=-2)
-        if k == steps - 1:
-            break
         earlier = history[..., : k + 1, :]  # (..., p, k + 1, N)
         for _ in range(2):  # full reorthogonalization against U and all earlier Lanczos vectors
             product = _project_out(deflation, product)
@@ -115,9 +116,34 @@ def lanczos_quadrature(operator, deflation: torch.Tensor, starts: torch.Tensor, 
         # An invariant Krylov space (beta = 0) ends that column: zero vectors stay zero.
         alive = beta > 1e-12
         betas[..., k] = torch.where(alive, beta, torch.zeros_like(beta))
+        if k == steps - 1:  # the last beta only extends T for the Gauss-Radau rule
+            break
         safe_beta = torch.where(alive, beta, torch.ones_like(beta)).unsqueeze(-2)
         vectors = torch.where(alive.unsqueeze(-2), product / safe_beta, torch.zeros_like(product))
     tridiagonal = torch.diag_embed(alphas) + torch.diag_embed(betas[..., :-1], 1) + torch.diag_embed(betas[..., :-1], -1)
-    nodes, eigenvectors = torch.linalg.eigh(tridiagonal.cpu())
-    weights = eigenvectors[..., 0, :].square() * norms.cpu().to(torch.float64).square().unsqueeze(-1)
-    return nodes, weights
+    tridiagonal = tridiagonal.cpu()
+    nodes, eigenvectors = torch.linalg.eigh(tridiagonal)
+    start_weights = norms.cpu().to(torch.float64).square().unsqueeze(-1)
+    radau_nodes, radau_vectors = _gauss_radau(tridiagonal, betas[..., -1].cpu(), nodes, eigenvectors)
+    return nodes, eigenvectors[..., 0, :].square() * start_weights, radau_nodes, radau_vectors[..., 0, :].square() * start_weights
+
+
+def _gauss_radau(tridiagonal: torch.Tensor, last_beta: torch.Tensor, nodes: torch.Tensor, eigenvectors: torch.Tensor):
+    """Eigenpairs of T extended by one row to the Gauss-Radau rule with a node fixed at 0.
+
+    A's spectrum lies in [0, 1], and the entropy terms' high derivatives alternate in sign
+    there (f = x^t log x^t), so the Gauss and Gauss-Radau rules bracket each probe's
+    quadratic form (Golub and Meurant): their gap bounds the quadrature's bias. The new
+    diagonal entry is beta_m^2 e_m^T T^-1 e_m, from T's eigenpairs. Where T has a Ritz
+    value at 0 or the Krylov space closed (beta_m = 0) the rule is left as Gauss (the extra
+    node gets weight 0).
+    """
+    m = nodes.shape[-1]
+    usable = (last_beta > 0) & (nodes[..., 0] > 1e-12)
+    inverse_corner = (eigenvectors[..., -1, :].square() / nodes.clamp(min=1e-12)).sum(dim=-1)
+    beta = torch.where(usable, last_beta, torch.zeros_like(last_beta))
+    extended = torch.zeros(tridiagonal.shape[:-2] + (m + 1, m + 1), dtype=tridiagonal.dtype)
+    extended[..., :m, :m] = tridiagonal
+    extended[..., m - 1, m] = extended[..., m, m - 1] = beta
+    extended[..., m, m] = beta.square() * inverse_corner
+    return torch.linalg.eigh(extended)

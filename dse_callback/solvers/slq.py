@@ -68,32 +68,39 @@ def deflated_traces(operator, pairs: TopPairs) -> tuple[int, float, float]:
     return operator.n - pairs.values.numel(), first, second
 
 
-def probe_estimates(nodes: torch.Tensor, weights: torch.Tensor, t: float, traces, top: torch.Tensor):
-    """Per-probe estimates of S and F, shape (..., p) each, float64.
+def probe_estimates(quadrature, t: float, traces, top: torch.Tensor):
+    """Per-probe estimates of S and F and their quadrature half-widths, each (..., p), float64.
 
     Args:
-        nodes, weights: Lanczos quadrature of the deflated operator, (..., p, m).
+        quadrature: (nodes, weights, radau_nodes, radau_weights) of the deflated operator
+            from `lanczos_quadrature`, (..., p, m) and (..., p, m + 1).
         traces: (N - r, tr(PAP), tr((PAP)^2)), each a number or a (...) tensor.
         top: the deflated eigenvalues, (..., r).
+
+    Each probe's residual is the midpoint of its Gauss and Gauss-Radau values, which bracket
+    it; the half-width is half their gap.
     """
+    nodes, weights, radau_nodes, radau_weights = quadrature
     n_rest, first, second = (torch.as_tensor(trace, dtype=torch.float64).unsqueeze(-1) for trace in traces)
-    estimates = []
+    estimates, half_widths = [], []
     for function in (weight_function, entropy_function):
         exact_values = function(nodes, t)
         coefficients = _quadratic_fit(nodes, weights, exact_values)
         trace_of_fit = coefficients[..., :1] * n_rest + coefficients[..., 1:2] * first + coefficients[..., 2:] * second
-        residual = (weights * (exact_values - _polynomial(coefficients, nodes))).sum(dim=-1)
-        estimates.append(function(top, t).sum(dim=-1, keepdim=True) + trace_of_fit + residual)
-    return estimates[0], estimates[1]
+        gauss = (weights * (exact_values - _polynomial(coefficients, nodes))).sum(dim=-1)
+        radau = (radau_weights * (function(radau_nodes, t) - _polynomial(coefficients, radau_nodes))).sum(dim=-1)
+        estimates.append(function(top, t).sum(dim=-1, keepdim=True) + trace_of_fit + (gauss + radau) / 2)
+        half_widths.append((gauss - radau).abs() / 2)
+    return estimates[0], estimates[1], half_widths[0], half_widths[1]
 
 
 def slq_moments(operator, t: float, generator: torch.Generator, options: SLQOptions, pairs: TopPairs):
-    """Per-probe estimates of S and F, shape (p,) each, float64 CPU."""
+    """Per-probe estimates of S and F and their quadrature half-widths, (p,) each, float64 CPU."""
     traces = deflated_traces(operator, pairs)
     probes = torch.randint(0, 2, (operator.n, options.probes), generator=generator, dtype=torch.float64).mul_(2).sub_(1)
     steps = max(1, min(options.lanczos_steps, traces[0]))
-    nodes, weights = lanczos_quadrature(operator, pairs.vectors, probes.to(operator.device), steps)
-    return probe_estimates(nodes, weights, t, traces, pairs.values.cpu())
+    quadrature = lanczos_quadrature(operator, pairs.vectors, probes.to(operator.device), steps)
+    return probe_estimates(quadrature, t, traces, pairs.values.cpu())
 
 
 def student_quantile(degrees_of_freedom: int) -> float:
@@ -103,13 +110,22 @@ def student_quantile(degrees_of_freedom: int) -> float:
     return z + (z**3 + z) / (4 * v) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v * v)
 
 
-def entropy_and_stderr(weight_sums: torch.Tensor, entropy_sums: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def entropy_and_stderr(
+    weight_sums: torch.Tensor, entropy_sums: torch.Tensor, weight_widths: torch.Tensor, entropy_widths: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """DSE = log2 S - F / S from the probe means over the last dimension (probes), and its
-    delta-method standard error; shapes (...,) from per-probe sums (..., p)."""
+    standard error; shapes (...,) from per-probe values (..., p).
+
+    The error combines the spread over probes (delta method) with the quadrature's bias
+    bound (the mean half-widths through the same linearization), in quadrature.
+    """
     s, f = weight_sums.mean(dim=-1), entropy_sums.mean(dim=-1)
     value = torch.log2(s) - f / s
-    linearized = (1 / (s * _LN2) + f / (s * s)).unsqueeze(-1) * weight_sums - entropy_sums / s.unsqueeze(-1)
+    d_s, d_f = 1 / (s * _LN2) + f / (s * s), -1 / s
+    linearized = d_s.unsqueeze(-1) * weight_sums + d_f.unsqueeze(-1) * entropy_sums
+    bias = d_s.abs() * weight_widths.mean(dim=-1) + d_f.abs() * entropy_widths.mean(dim=-1)
     probes = weight_sums.shape[-1]
     if probes < 2:
         return value, torch.full_like(value, math.inf)
-    return value, linearized.std(dim=-1, unbiased=True) / math.sqrt(probes)
+    spread = linearized.std(dim=-1, unbiased=True) / math.sqrt(probes)
+    return value, torch.sqrt(spread.square() + bias.square())

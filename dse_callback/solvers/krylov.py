@@ -79,7 +79,7 @@ def top_eigenpairs(operator, generator: torch.Generator, *, block: int, depth: i
     )
 
 
-def lanczos_quadrature(operator, deflation: torch.Tensor, starts: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+def lanczos_quadrature(operator, deflation: torch.Tensor, starts: torch.Tensor, steps: int) -> tuple[torch.Tensor, ...]:
     """Gauss quadrature nodes and weights of v^T f(PAP) v for each start column v = P z.
 
     P = I - U U^T with U = `deflation` (..., N, r). For each of the p starts, `steps` Lanczos

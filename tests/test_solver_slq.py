@@ -121,3 +121,29 @@ def test_bad_solver_settings_get_named_errors():
         dse(points, solver="slq", solver_options=SLQOptions(probes=1))
     with pytest.raises(TypeError, match="solver_options must be an SLQOptions"):
         dse(points, solver="slq", solver_options={"probes": 4})
+
+
+@pytest.mark.parametrize("t", [1, 2, 3])
+def test_gauss_and_gauss_radau_bracket_each_probes_exact_quadratic_form(t):
+    from dse_callback.solvers.batched import BatchedDiffusionOperator
+    from dse_callback.solvers.krylov import lanczos_quadrature
+    from dse_callback.solvers.slq import entropy_function
+
+    points = torch.from_numpy(low_rank_gaussian(300, 5))[None]
+    operator = BatchedDiffusionOperator(points, 10.0, torch.float64)
+    top = operator.top_vector.unsqueeze(-1)
+    signs = torch.randint(0, 2, (1, 300, 8), generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 - 1
+    # 5 steps leave a visible quadrature error, so the bracket is tested where it matters.
+    nodes, weights, radau_nodes, radau_weights = lanczos_quadrature(operator, top, signs, 5)
+    projector = torch.eye(300, dtype=torch.float64) - top[0] @ top[0].T
+    values, vectors = torch.linalg.eigh(projector @ operator.matrices[0] @ projector)
+    starts = projector @ signs[0]
+    exact = ((vectors.T @ starts).square() * entropy_function(values, t)[:, None]).sum(dim=0)
+    gauss = (weights * entropy_function(nodes, t)).sum(dim=-1)[0]
+    radau = (radau_weights * entropy_function(radau_nodes, t)).sum(dim=-1)[0]
+    low, high = torch.minimum(gauss, radau), torch.maximum(gauss, radau)
+    assert ((low <= exact + 1e-9) & (exact <= high + 1e-9)).all(), (gauss, exact, radau)
+    assert (high - low).max() > 1e-6  # the rules differ: the test would see a one-sided error
+    # The midpoint is off by at most the half-width, the bound the error bar carries (on
+    # this spectrum, far from the fixed node 0, Gauss alone is closer).
+    assert (((gauss + radau) / 2 - exact).abs() <= (high - low) / 2 + 1e-12).all()

@@ -141,6 +141,10 @@ def test_gauss_and_gauss_radau_bracket_each_probes_exact_quadratic_form(t):
     exact = ((vectors.T @ starts).square() * entropy_function(values, t)[:, None]).sum(dim=0)
     gauss = (weights * entropy_function(nodes, t)).sum(dim=-1)[0]
     radau = (radau_weights * entropy_function(radau_nodes, t)).sum(dim=-1)[0]
+    # Gauss-Radau: one node at 0, and exact for polynomials up to degree 2m = 10.
+    assert radau_nodes.abs().min(dim=-1).values.max() < 1e-10
+    moments = ((vectors.T @ starts).square() * values[:, None] ** 10).sum(dim=0)
+    assert torch.allclose((radau_weights * radau_nodes**10).sum(dim=-1)[0], moments, rtol=1e-8)
     low, high = torch.minimum(gauss, radau), torch.maximum(gauss, radau)
     assert ((low <= exact + 1e-9) & (exact <= high + 1e-9)).all(), (gauss, exact, radau)
     assert (high - low).max() > 1e-6  # the rules differ: the test would see a one-sided error

@@ -184,7 +184,7 @@ def bench_paper_floor(z: torch.Tensor, labels: torch.Tensor) -> None:
     print(f"| N x N kernel (distances + exp), once per DSE | {kernel_s:.2f} |")
     print(f"| slq passes over the kernel: {passes} at {pass_s * 1000:.0f} ms each | {pass_s * passes:.2f} |")
     print(f"| slq DSE in all (kernel, passes, bookkeeping) | {estimate.seconds:.2f} |")
-    print(f"| one DSMI term, 60 subsets of about {len(labels) // 10:,} points: batched eigvalsh (kernels included) | {eigen_s:.2f} |")
+    print(f"| one DSMI term, 60 subsets of about {len(labels) // 10:,} points: batched float32 eigvalsh (kernels included) | {eigen_s:.2f} |")
     print(f"| the same term with batched slq, in all | {batched_s:.2f} |", flush=True)
 
 

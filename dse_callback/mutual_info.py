@@ -117,6 +117,8 @@ def _diffusion_subset_entropies(
     blocked, their rows split across ranks under `distributed`. The solvers used go into `used`.
     """
     generator = torch.Generator().manual_seed(seed)
+    slq_dtype = solver_dtype(precision, "slq", points.device)
+    slq_points = points.to(slq_dtype)  # cast once, not per class (float64 by default on the CPU)
 
     def subset_entropies(index_sets: torch.Tensor):
         size = index_sets.shape[1]
@@ -129,10 +131,9 @@ def _diffusion_subset_entropies(
             values = entropy_of_spectrum(exact_eigenvalues(diffusion_affinity_(d2, bandwidth)), t)
             return values, torch.zeros_like(values)
         used.add("slq")
-        dtype = solver_dtype(precision, "slq", points.device)
-        if batch_fits(index_sets.shape[0], size, dtype, points.device, memory_budget):
-            subsets = points[index_sets.to(points.device)]
-            values, variances = batched_slq_entropies(subsets, bandwidth, t, dtype, generator, options)
+        if batch_fits(index_sets.shape[0], size, slq_dtype, points.device, memory_budget):
+            subsets = slq_points[index_sets.to(points.device)]
+            values, variances = batched_slq_entropies(subsets, bandwidth, t, slq_dtype, generator, options)
             if distributed:  # every rank computed the same; rank 0's copy makes it exact
                 values, variances = (rank_zero_copy(x, points.device) for x in (values, variances))
             return values, variances

@@ -32,8 +32,8 @@ _EXACT_MAX_N_OTHER = 4096
 # Below this N "slq" has too few directions to deflate and probe: it runs "exact".
 _SLQ_MIN_N = 64
 # Above EXACT_MAX_N, "auto" runs DSMI's subsets of at least this many points through batched
-# slq: from here it beats a batched float64 eigvalsh on the CPU (1.6x to 2.2x at 512 points,
-# 3.7x at 1,024 in two runs of benchmarks/bench_large_n.py; it loses at 256).
+# slq: from here it beats a batched float64 eigvalsh on the CPU (1.6x to 2.9x at 512 points,
+# 3.7x to 4.1x at 1,024 in three runs of benchmarks/bench_large_n.py; about even at 256).
 BATCHED_SLQ_MIN_N = 512
 
 

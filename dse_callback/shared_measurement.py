@@ -29,7 +29,7 @@ import torch
 
 from .measurement import Measured, Measurer
 from .sharding import AllGather, assign_work, combine_owned
-from .solvers.run import exact_max_n
+from .solvers.run import resolved_solver
 
 # Relative cost of each metric at the same N: DSE is one N x N eigensolve; DSMI solves
 # (R + 1) matrices of about N / K per class (K classes), so about 6 / K^2 of DSE with K = 10,
@@ -132,7 +132,7 @@ def sharded_dse_items(measurer: Measurer, representations: dict[str, torch.Tenso
     return [
         (name, "dse")
         for name, z in representations.items()
-        if measurer.solver == "slq" or (measurer.solver == "auto" and len(z) > exact_max_n(z.device))
+        if resolved_solver(measurer.solver, len(z), z.device) == "slq"
     ]
 
 

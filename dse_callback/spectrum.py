@@ -21,7 +21,7 @@ from .errors import EigensolverFallbackWarning
 from .sampling import SAMPLERS, subsample_rows
 from .solvers.estimate import DSEEstimate, SLQOptions
 from .solvers.layout import gather_points, single_process_layout, split_layout
-from .solvers.run import EntropyRequest, auto_solver, exact_max_n, exact_solver, slq_solver
+from .solvers.run import EntropyRequest, auto_solver, exact_solver, resolved_solver, slq_solver
 
 # Failures worth a retry: LinAlgError (a RuntimeError), CUDA out-of-memory (also one),
 # and NotImplementedError from backends without an eigensolver (MPS).
@@ -140,9 +140,7 @@ def estimate_entropy(
     default process group; every rank returns the same estimate.
     """
     options = options or SLQOptions()
-    chosen = solver
-    if solver == "auto":
-        chosen = "exact" if points.shape[0] <= exact_max_n(points.device) else "slq"
+    chosen = resolved_solver(solver, points.shape[0], points.device)
     dtype = solver_dtype(precision, chosen, points.device)
     points = points.to(dtype)
     bandwidth = bandwidth_for(points, sigma)

@@ -104,6 +104,13 @@ def slq_solver(request: EntropyRequest) -> DSEEstimate:
     )
 
 
+def resolved_solver(solver: str, n: int, device: torch.device) -> str:
+    """The solver that runs for N = `n` points: "auto" is "exact" up to EXACT_MAX_N, "slq" above."""
+    if solver != "auto":
+        return solver
+    return "exact" if n <= exact_max_n(device) else "slq"
+
+
 def subset_solver(solver: str, size: int, n: int, device: torch.device) -> str:
     """"exact" or "slq" for DSMI's subsets of `size` points drawn from N = `n` points.
 
@@ -114,10 +121,10 @@ def subset_solver(solver: str, size: int, n: int, device: torch.device) -> str:
         return "exact"
     if solver == "slq":
         return "slq"
-    return "exact" if n <= exact_max_n(device) or size < BATCHED_SLQ_MIN_N else "slq"
+    return "exact" if resolved_solver(solver, n, device) == "exact" or size < BATCHED_SLQ_MIN_N else "slq"
 
 
 def auto_solver(request: EntropyRequest) -> DSEEstimate:
-    if request.points.shape[0] <= exact_max_n(request.points.device):
+    if resolved_solver("auto", request.points.shape[0], request.points.device) == "exact":
         return exact_solver(request)
     return slq_solver(request)

@@ -267,8 +267,9 @@ class DSEMonitorLogic:
         if self.log_spectrum is False:
             return
         report_safely(
-            self.tracker.warn, "add the TensorBoard figures", add_figures, tensorboard_writers(trainer.loggers), self.history, self.tracker.last_spectra, self.tracker.keys,
-            self.tracker.metrics, self.tracker.measurer.t, step, epoch,
+            self.tracker.warn, "add the TensorBoard figures", add_figures, tensorboard_writers(trainer.loggers),
+            self.history, self.tracker.last_spectra, self.tracker.keys, self.tracker.metrics, self.tracker.measurer.t,
+            step, epoch,
             "dse/" if self.name == "Z" else f"dse/{self.name}_",
         )
 

@@ -118,9 +118,10 @@ def _diffusion_subset_entropies(
     """
     generator = torch.Generator().manual_seed(seed)
     slq_dtype = solver_dtype(precision, "slq", points.device)
-    slq_points = points.to(slq_dtype)  # cast once, not per class (float64 by default on the CPU)
+    slq_points = None  # Z in the slq dtype, cast on the first slq subset and kept for the rest
 
     def subset_entropies(index_sets: torch.Tensor):
+        nonlocal slq_points
         size = index_sets.shape[1]
         if subset_solver(solver, size, n, points.device) == "exact":
             used.add("exact")
@@ -132,6 +133,7 @@ def _diffusion_subset_entropies(
             return values, torch.zeros_like(values)
         used.add("slq")
         if batch_fits(index_sets.shape[0], size, slq_dtype, points.device, memory_budget):
+            slq_points = points.to(slq_dtype) if slq_points is None else slq_points
             subsets = slq_points[index_sets.to(points.device)]
             values, variances = batched_slq_entropies(subsets, bandwidth, t, slq_dtype, generator, options)
             if distributed:  # every rank computed the same; rank 0's copy makes it exact

@@ -17,15 +17,11 @@ from __future__ import annotations
 
 import torch
 
-from ..diffusion import available_memory_bytes, full_precision_matmul, pairwise_squared_distances_
+from ..diffusion import full_precision_matmul, pairwise_squared_distances_
 from .estimate import SLQOptions
 from .krylov import lanczos_quadrature
-from .operator import row_sums_float64
+from .operator import memory_budget_bytes, row_sums_float64
 from .slq import entropy_and_stderr, probe_estimates
-
-# Share of free memory the batch of kernels may take when no budget is given.
-_MEMORY_SHARE = 0.7
-
 
 class BatchedDiffusionOperator:
     """B diffusion operators A (B, n, n) of point sets (B, n, D), stored, as products only.
@@ -58,8 +54,7 @@ class BatchedDiffusionOperator:
 def batch_fits(n_matrices: int, n: int, dtype: torch.dtype, device: torch.device, memory_budget: int | None) -> bool:
     """Whether `n_matrices` kernels of n x n fit the budget (None: 70% of free memory)."""
     itemsize = torch.empty((), dtype=dtype).element_size()
-    budget = memory_budget if memory_budget is not None else _MEMORY_SHARE * available_memory_bytes(device)
-    return n_matrices * n * n * itemsize <= budget
+    return n_matrices * n * n * itemsize <= memory_budget_bytes(memory_budget, device)
 
 
 def batched_slq_entropies(

@@ -43,6 +43,11 @@ def row_sums_float64(block: torch.Tensor, square: bool = False) -> torch.Tensor:
     return total
 
 
+def memory_budget_bytes(memory_budget: int | None, device: torch.device) -> float:
+    """Bytes stored kernels may take: `memory_budget`, or 70% of the device's free memory."""
+    return memory_budget if memory_budget is not None else _MEMORY_SHARE * available_memory_bytes(device)
+
+
 @contextlib.contextmanager
 def torch_threads(count: int) -> Iterator[None]:
     """Run the block with `count` intra-op threads, then restore the previous count.
@@ -83,7 +88,7 @@ class DiffusionOperator:
         self._centered, self._squared_norms = centered_with_squared_norms(points.to(dtype))
         itemsize = torch.empty((), dtype=dtype).element_size()
         rows = layout.hi - layout.lo
-        budget = memory_budget if memory_budget is not None else _MEMORY_SHARE * available_memory_bytes(self.device)
+        budget = memory_budget_bytes(memory_budget, self.device)
         # Every rank stores or none does (free memory differs between devices), so all of
         # them take the same path and run the same sequence of collectives.
         misfits = torch.tensor(float(rows * self.n * itemsize > budget), dtype=torch.float64, device=self.device)

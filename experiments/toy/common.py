@@ -11,7 +11,6 @@ from typing import Callable, Iterable
 import numpy as np
 from tqdm.auto import tqdm
 
-
 # Columns in this order when present: the parameters as the paper names them, then the result.
 COLUMN_ORDER = (
     "sweep", "distribution", "branches", "D", "d", "n", "a", "r", "noise", "t",
@@ -68,5 +67,4 @@ def plot_curve(axis, rows: list[dict], x: str, label: str, style: str = "-", **m
     (line,) = axis.plot(xs, means, style, marker=".", label=label)
     if np.any(stds > 0):
         axis.fill_between(xs, means - stds, means + stds, color=line.get_color(), alpha=0.2)
-
 

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from dse_callback import diffusion_operator, diffusion_spectral_entropy, diffusion_spectral_mutual_information
-from dse_callback.entropy import entropy_of_spectrum
-from dse_callback.spectrum import exact_eigenvalues
+from dse_callback.kernel.solvers.exact import entropy_of_spectrum
+from dse_callback.kernel.solvers.exact import exact_eigenvalues
 
 
 def timed(function, device: torch.device, repeats: int):

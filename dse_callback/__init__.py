@@ -1,14 +1,32 @@
-"""dse_callback: diffusion spectral entropy and mutual information of neural representations."""
+"""dse_callback: diffusion spectral entropy and mutual information of neural representations.
 
-from .clustering import discretize_reference, downsample_images, spectral_clusters
-from .diffusion import diffusion_operator
-from .entropy import classic_shannon_entropy, diffusion_spectral_entropy, entropy_of_spectrum
-from .errors import BandwidthWarning, EigensolverFallbackWarning, SkippedClassWarning
-from .mutual_info import classic_shannon_mutual_information, diffusion_spectral_mutual_information
-from .rankme import rankme
-from .solvers import DSEEstimate, DSMIEstimate, SLQOptions
-from .spectrum import diffusion_spectrum
-from .tracker import DSETracker
+The package follows a probe's flow, one subpackage per stage: `kernel` (the math) <-
+`probe` (reading, capturing, the forward pass) <- `distributed` (shares and gathers) <-
+`measure` (metrics and the `DSETracker`) <- `integrations` (Lightning); `report` writes
+the history and the figures. This module re-exports the public names.
+"""
+
+from .distributed.probe_shares import Runtime
+from .kernel import (
+    BandwidthWarning,
+    DSEEstimate,
+    DSMIEstimate,
+    EigensolverFallbackWarning,
+    SkippedClassWarning,
+    SLQOptions,
+    classic_shannon_entropy,
+    classic_shannon_mutual_information,
+    diffusion_operator,
+    diffusion_spectral_entropy,
+    diffusion_spectral_mutual_information,
+    diffusion_spectrum,
+    discretize_reference,
+    downsample_images,
+    entropy_of_spectrum,
+    rankme,
+    spectral_clusters,
+)
+from .measure.tracker import DSETracker
 
 __all__ = [
     "BandwidthWarning",
@@ -17,6 +35,7 @@ __all__ = [
     "DSMIEstimate",
     "DSETracker",
     "EigensolverFallbackWarning",
+    "Runtime",
     "SLQOptions",
     "SkippedClassWarning",
     "classic_shannon_entropy",
@@ -37,7 +56,7 @@ def __getattr__(name: str):
     # The callback pulls in pytorch_lightning; load it on first use so that the math stays
     # importable (and quick to import) without a Trainer.
     if name == "DSEMonitor":
-        from .monitor import DSEMonitor
+        from .integrations.pl_callback import DSEMonitor
 
         return DSEMonitor
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

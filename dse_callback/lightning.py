@@ -1,20 +1,9 @@
-"""DSEMonitor for the `lightning.pytorch` namespace (`import lightning`).
-
-A callback that subclasses `pytorch_lightning.Callback` is rejected by a
-`lightning.pytorch.Trainer` and the other way round, so each namespace gets its own class;
-both share `DSEMonitorLogic`.
+"""DSEMonitor for the `lightning.pytorch` namespace (`import lightning`); a shim.
 
     from dse_callback.lightning import DSEMonitor
     trainer = lightning.pytorch.Trainer(callbacks=[DSEMonitor()])
 """
 
-import lightning.pytorch
-
-from .monitor import DSEMonitorLogic
-
-
-class DSEMonitor(DSEMonitorLogic, lightning.pytorch.Callback):
-    __doc__ = DSEMonitorLogic.__doc__
-
+from .integrations.lightning_callback import DSEMonitor
 
 __all__ = ["DSEMonitor"]

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from dse_callback import diffusion_spectral_entropy
-from dse_callback.plotting import pyplot
+from dse_callback.report.figures import pyplot
 
 from .backbones import build_backbone, paper_init
 from .plot import save_figure

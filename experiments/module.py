@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dse_callback.capture import EvalMode
+from dse_callback.probe.capture import EvalMode
 
 from .backbones import build_backbone, paper_init
 from .losses import CONTRASTIVE_LOSSES, nt_xent, nt_xent_paper

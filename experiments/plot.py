@@ -16,7 +16,7 @@ import csv
 import math
 import pathlib
 
-from dse_callback.plotting import close_figure, information_plane_figure, pyplot
+from dse_callback.report.figures import close_figure, information_plane_figure, pyplot
 
 PANELS = (("dse", "DSE(Z)"), ("dsmi_y", "DSMI(Z; Y)"), ("dsmi_x", "DSMI(Z; X)"))
 

@@ -25,7 +25,7 @@ from dse_callback import (
     diffusion_spectral_mutual_information,
     rankme,
 )
-from dse_callback.plotting import pyplot
+from dse_callback.report.figures import pyplot
 
 from .plot import save_figure
 

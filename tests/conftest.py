@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import pathlib
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
+
+# The tests mirror the package (tests/kernel, tests/probe, ...); their shared helpers
+# (lightning_helpers, fake_datasets, this file's make_blobs) sit here, at the top.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 SHARED_MNIST = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 

@@ -1,15 +1,10 @@
-"""Solvers for the DSE of large point clouds: one module per part.
+"""The solvers' result types and settings, kept at their old import path; a shim.
 
-- `estimate`: the `DSEEstimate` result and `SLQOptions`.
-- `operator`: products with the diffusion operator, stored or blocked (matrix-free).
-- `layout`: row ownership and the collectives of the distributed path.
-- `krylov`: top eigenpairs (block Krylov + Rayleigh-Ritz) and Lanczos quadrature.
-- `slq`: deflated stochastic Lanczos quadrature with control variates.
-- `batched`: the same estimator on a batch of small operators (DSMI's subsets).
-- `bounds`: certified top-k bounds at t = 2.
-- `run`: the "exact", "slq" and "auto" entries of `spectrum.SOLVERS`.
+    from dse_callback.solvers import DSEEstimate, SLQOptions
+
+The solvers themselves live in `dse_callback.kernel.solvers`.
 """
 
-from .estimate import DSEEstimate, DSMIEstimate, SLQOptions
+from ..kernel.solvers.estimate import DSEEstimate, DSMIEstimate, SLQOptions
 
 __all__ = ["DSEEstimate", "DSMIEstimate", "SLQOptions"]

@@ -16,7 +16,7 @@ import pathlib
 import numpy as np
 
 from dse_callback import classic_shannon_mutual_information, diffusion_spectral_mutual_information
-from dse_callback.plotting import pyplot
+from dse_callback.report.figures import pyplot
 
 from ..mi_estimators import ksg_mutual_information, mine_mutual_information
 from ..plot import save_figure

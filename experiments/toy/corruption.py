@@ -15,7 +15,7 @@ import pathlib
 import numpy as np
 
 from dse_callback import classic_shannon_mutual_information, diffusion_spectral_mutual_information
-from dse_callback.plotting import pyplot
+from dse_callback.report.figures import pyplot
 
 from ..plot import save_figure
 from .common import plot_curve, progress, write_csv

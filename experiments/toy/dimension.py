@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from dse_callback import classic_shannon_entropy, diffusion_spectrum, entropy_of_spectrum
-from dse_callback.plotting import pyplot
+from dse_callback.report.figures import pyplot
 
 from ..plot import save_figure
 from .common import plot_curve, progress, write_csv

@@ -13,8 +13,8 @@ import math
 import pathlib
 
 from dse_callback import classic_shannon_entropy, diffusion_spectral_entropy
-from dse_callback.plotting import pyplot
-from dse_callback.spectrum import SOLVERS
+from dse_callback.report.figures import pyplot
+from dse_callback.kernel.solvers.run import SOLVERS
 
 from .blobs import FULL_DIMS, blob_data, estimate_mi
 from ..plot import save_figure

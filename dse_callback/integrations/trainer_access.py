@@ -1,0 +1,49 @@
+"""What the monitor reads from a Trainer: loaders, watched keys, and the probe's `Runtime`.
+
+Duck-typed, so it serves both Lightning namespaces without importing either.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..distributed.probe_shares import Runtime
+
+
+def first_loader(loaders) -> Any:
+    """The first loader of a loader, a list or tuple of loaders, or a dict of them."""
+    if isinstance(loaders, (list, tuple)):
+        loaders = loaders[0] if loaders else None
+    if isinstance(loaders, dict):
+        loaders = next(iter(loaders.values()), None)
+    return loaders
+
+
+def val_loader_of(datamodule) -> Any:
+    """The datamodule's (first) validation loader, or None when it has none."""
+    if datamodule is None or not hasattr(datamodule, "val_dataloader"):
+        return None
+    try:
+        return first_loader(datamodule.val_dataloader())
+    except NotImplementedError:
+        return None
+
+
+def runtime_of(trainer) -> Runtime:
+    """The Trainer's precision, collectives and rank, for the tracker."""
+    plugin = trainer.precision_plugin
+    return Runtime(
+        convert_input=plugin.convert_input,
+        forward_context=plugin.val_step_context,
+        broadcast=lambda value: trainer.strategy.broadcast(value, src=0),
+        is_primary=trainer.is_global_zero,
+        rank=trainer.global_rank,
+        world_size=trainer.world_size,
+        all_gather=lambda tensor: trainer.strategy.all_gather(tensor),
+    )
+
+
+def watched_keys(trainer) -> list[tuple[str, str]]:
+    """(callback class name, monitored key) of every ModelCheckpoint and EarlyStopping."""
+    callbacks = [*trainer.checkpoint_callbacks, *trainer.early_stopping_callbacks]
+    return [(type(callback).__name__, callback.monitor) for callback in callbacks if getattr(callback, "monitor", None)]

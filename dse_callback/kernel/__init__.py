@@ -1,0 +1,39 @@
+"""The math: DSE, DSMI, their Shannon baselines and RankMe, on any tensor, in pure torch.
+
+Owns the distances, the bandwidth, the diffusion kernel, the spectra, the entropies, the
+mutual information, the clustering of references and the solvers. Imports torch, NumPy
+and SciPy only: no Lightning, nothing from the probe or the monitor. A call goes one way
+down: a public module (`entropy`, `mutual_info`, `spectrum`, `shannon`, `rankme`)
+validates once through `request`, which resolves the bandwidth, dtype and solver into one
+request; `solvers` runs it on `geometry`.
+"""
+
+from .entropy import diffusion_spectral_entropy, entropy_of_spectrum, saturation_message
+from .errors import BandwidthWarning, EigensolverFallbackWarning, SkippedClassWarning
+from .mutual_info import classic_shannon_mutual_information, diffusion_spectral_mutual_information
+from .rankme import rankme
+from .reference.clustering import discretize_reference, downsample_images, spectral_clusters
+from .shannon import classic_shannon_entropy
+from .solvers.estimate import DSEEstimate, DSMIEstimate, SLQOptions
+from .spectrum import diffusion_operator, diffusion_spectrum
+
+__all__ = [
+    "BandwidthWarning",
+    "DSEEstimate",
+    "DSMIEstimate",
+    "EigensolverFallbackWarning",
+    "SLQOptions",
+    "SkippedClassWarning",
+    "classic_shannon_entropy",
+    "classic_shannon_mutual_information",
+    "diffusion_operator",
+    "diffusion_spectral_entropy",
+    "diffusion_spectral_mutual_information",
+    "diffusion_spectrum",
+    "discretize_reference",
+    "downsample_images",
+    "entropy_of_spectrum",
+    "rankme",
+    "saturation_message",
+    "spectral_clusters",
+]

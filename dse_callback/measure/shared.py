@@ -1,0 +1,176 @@
+"""One probe's metric work spread over the ranks, every rank ending with the same values.
+
+The flow, on every rank r of P once the representations are gathered (`sharding.py`):
+
+1. `work_items(names, metrics)`: one item per (layer, metric), in a fixed order;
+2. `assign_work(costs, P)`: an owner rank per item, from a rough relative cost (an N x N
+   eigensolve for DSE, (R + 1) smaller ones per class for DSMI, next to nothing for the
+   binning and RankMe baselines); every rank computes the same assignment;
+3. a DSE that runs "slq" is computed by every rank together (`sharded_dse_items`,
+   `Measurer(shard_dse=True)`): each rank builds its row block of the kernel and the
+   solver joins the products with collectives, so N can outgrow one device; then rank r
+   measures only the other items it owns (`Measurer` on that subset, so failures stay one
+   warning and NaN);
+4. `combine_owned`: the values, each layer's bandwidth and each metric's error bar and
+   solver (coded as a bit set) as one small float64 tensor, and the eigenvalues behind
+   each DSE (for the figures) as a second, all-gathered once each; every rank returns
+   the same `Measured`, so every rank logs identical values.
+
+With one process this is `Measurer.measure`. No Lightning here; the collective is passed in.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .measurer import Measured, Measurer
+from ..distributed.sharding import AllGather, assign_work, combine_owned
+from ..kernel.solvers.run import resolved_solver
+
+# Relative cost of each metric at the same N: DSE is one N x N eigensolve; DSMI solves
+# (R + 1) matrices of about N / K per class (K classes), so about 6 / K^2 of DSE with K = 10,
+# plus the per-class distance blocks; CSE, CSMI and RankMe are cheap next to them.
+# The solvers a metric's "solver" detail can name, joined by "+" for DSMI ("exact+slq").
+SOLVER_NAMES = ("exact", "slq", "topk")
+METRIC_COSTS = {"dse": 1.0, "dsmi_y": 0.3, "dsmi_x": 0.3, "cse": 0.02, "csmi_y": 0.05, "csmi_x": 0.05, "rankme": 0.05}
+
+
+def work_items(names: Sequence[str], metrics: Sequence[str]) -> list[tuple[str, str]]:
+    """Every (layer name, metric) pair, layers first, in the given orders.
+
+    Example:
+        >>> work_items(["Z"], ["dse", "dsmi_y"])
+        [('Z', 'dse'), ('Z', 'dsmi_y')]
+    """
+    return [(name, metric) for name in names for metric in metrics]
+
+
+def measure_shared(
+    measurer: Measurer,
+    representations: dict[str, torch.Tensor],
+    labels: torch.Tensor | None,
+    input_clusters: torch.Tensor | None,
+    labels_by_name: dict[str, str] | None,
+    rank: int,
+    world_size: int,
+    all_gather: AllGather | None,
+) -> Measured:
+    """Every metric of every layer, computed once across the ranks and known to all.
+
+    Args:
+        measurer: the monitor's measurer (its metrics, sigma, t, precision, seed, warner).
+        representations: {name: Z (N, D)}, the same full Z on every rank.
+        labels, input_clusters: (N,) or None, the same on every rank.
+        labels_by_name: {name: "layer (side)"} for warnings.
+        rank, world_size: this process's place; all_gather: tensor -> (P, *shape).
+
+    Returns:
+        A `Measured`, identical on every rank.
+    """
+    if world_size == 1:
+        return measurer.measure(representations, labels, input_clusters, labels_by_name)
+    items = work_items(list(representations), measurer.metrics)
+    sharded = sharded_dse_items(measurer, representations, world_size)
+    owners = assign_work([0.0 if item in sharded else METRIC_COSTS[item[1]] for item in items], world_size)
+    owners = [0 if item in sharded else owner for item, owner in zip(items, owners)]  # every rank has these
+    mine = [item for item, owner in zip(items, owners) if owner == rank]
+    local = Measured()
+    # The sharded DSEs first, on every rank in the same order: their solver runs collectives.
+    sharding = _subset(measurer, ("dse",), shard_dse=True)
+    for name, _ in sharded:
+        _merge(local, sharding.measure({name: representations[name]}, labels, input_clusters, labels_by_name), name)
+    for name, z in representations.items():
+        metrics = tuple(metric for layer, metric in mine if layer == name and (layer, metric) not in sharded)
+        if metrics:
+            _merge(local, _subset(measurer, metrics).measure({name: z}, labels, input_clusters, labels_by_name), name)
+    device = next(iter(representations.values())).device
+    packed = torch.full((len(items), 4), math.nan, dtype=torch.float64, device=device)
+    for row, (name, metric) in enumerate(items):
+        if (name, metric) in mine:
+            details = local.details.get(name, {})
+            packed[row, 0] = local.values[name][metric]
+            packed[row, 1] = local.sigma.get(name, math.nan)
+            packed[row, 2] = details.get(f"{metric}_stderr", math.nan)
+            packed[row, 3] = _solver_code(details.get(f"{metric}_solver"))
+    combined = combine_owned(packed, owners, rank, world_size, all_gather).cpu()
+    measured = measurer.nan_values(representations)
+    for row, (name, metric) in enumerate(items):
+        measured.values[name][metric] = float(combined[row, 0])
+        if math.isnan(measured.sigma[name]):
+            measured.sigma[name] = float(combined[row, 1])
+        if not math.isnan(combined[row, 3]):
+            solver = _solver_name(int(combined[row, 3]))
+            measured.details.setdefault(name, {}).update(
+                {f"{metric}_solver": solver, f"{metric}_stderr": float(combined[row, 2])}
+            )
+    measured.spectra = _combined_spectra(items, owners, local, representations, rank, world_size, all_gather)
+    return measured
+
+
+def _merge(into: Measured, part: Measured, name: str) -> None:
+    into.values.setdefault(name, {}).update(part.values[name])
+    into.sigma.update(part.sigma)
+    into.spectra.update(part.spectra)
+    into.details.setdefault(name, {}).update(part.details.get(name, {}))
+
+
+def sharded_dse_items(measurer: Measurer, representations: dict[str, torch.Tensor], world_size: int) -> list[tuple[str, str]]:
+    """The ("layer", "dse") items every rank computes together, each building its kernel rows.
+
+    Those whose DSE runs "slq" ("slq", or "auto" above the exact size of the device) under an
+    initialized torch.distributed group: N past one device's memory needs all of them. An
+    exact eigensolve cannot be split by rows, so smaller DSEs keep one owner rank.
+    """
+    import torch.distributed as dist
+
+    if world_size == 1 or "dse" not in measurer.metrics or not (dist.is_available() and dist.is_initialized()):
+        return []
+    return [
+        (name, "dse")
+        for name, z in representations.items()
+        if resolved_solver(measurer.solver, len(z), z.device) == "slq"
+    ]
+
+
+def _solver_code(solver: str | None) -> float:
+    """A solver detail as a bit set over `SOLVER_NAMES` (NaN when there is none)."""
+    if solver is None:
+        return math.nan
+    return float(sum(1 << i for i, name in enumerate(SOLVER_NAMES) if name in solver.split("+")))
+
+
+def _solver_name(code: int) -> str:
+    return "+".join(name for i, name in enumerate(SOLVER_NAMES) if code >> i & 1)
+
+
+def _subset(measurer: Measurer, metrics: tuple[str, ...], shard_dse: bool = False) -> Measurer:
+    """The same measurer (settings and warner) restricted to `metrics`."""
+    return Measurer(
+        metrics, measurer.sigma, measurer.t, measurer.precision, measurer.seed, measurer.n_input_clusters, measurer.warn,
+        measurer.solver, shard_dse=shard_dse,
+    )
+
+
+def _combined_spectra(items, owners, local: Measured, representations, rank, world_size, all_gather) -> dict:
+    """The eigenvalues behind each DSE, from its owner, NaN-padded to N for the gather."""
+    dse = [(name, owner) for (name, metric), owner in zip(items, owners) if metric == "dse"]
+    if not dse:
+        return {}
+    n = max(len(z) for z in representations.values())
+    device = next(iter(representations.values())).device
+    packed = torch.full((len(dse), n), math.nan, dtype=torch.float64, device=device)
+    for row, (name, owner) in enumerate(dse):
+        if owner == rank and name in local.spectra:
+            values = torch.as_tensor(local.spectra[name], dtype=torch.float64)
+            packed[row, : len(values)] = values.to(device)
+    combined = combine_owned(packed, [owner for _, owner in dse], rank, world_size, all_gather).cpu().numpy()
+    spectra = {}
+    for row, (name, _) in enumerate(dse):
+        values = combined[row][~np.isnan(combined[row])]
+        if len(values):
+            spectra[name] = values
+    return spectra

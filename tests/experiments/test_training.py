@@ -1,0 +1,87 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from experiments.backbones import BACKBONES, build_backbone, feature_width, paper_init
+from experiments.losses import nt_xent, nt_xent_paper
+from experiments.module import ExperimentModule, warmup_cosine
+
+
+@pytest.mark.parametrize("loss", [nt_xent, nt_xent_paper])
+def test_contrastive_losses_are_lower_for_matched_views_than_for_random_pairs(loss):
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(32, 16, generator=generator)
+    first = images + 0.05 * torch.randn(32, 16, generator=generator)
+    second = images + 0.05 * torch.randn(32, 16, generator=generator)
+    shuffled = second[torch.randperm(32, generator=generator)]
+    assert loss(first, second) < loss(first, shuffled) - 0.5
+
+
+def test_standard_nt_xent_matches_its_definition_on_a_tiny_case():
+    first, second = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    # View 0's candidates: views 1, 2, 3 with cosine 0, 1, 0; its partner is view 2.
+    expected = -math.log(math.exp(1 / 0.5) / (math.exp(0) + math.exp(1 / 0.5) + math.exp(0)))
+    assert float(nt_xent(first, second, temperature=0.5)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_linear_probe_learns_a_separable_toy_problem():
+    module = ExperimentModule(backbone="mlp", image_size=4, in_channels=1, num_classes=2, regime="contrastive",
+                              linear_probe_epochs=30)  # fmt: skip
+    # The paper's N(0, 0.001) Linear init makes an untrained MLP's features ~1e-6; the probe
+    # is tested on informative features: the pixels themselves.
+    module.backbone, module.head = nn.Flatten(), nn.Linear(16, 2)
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(200) % 2
+    images = torch.randn(200, 1, 4, 4, generator=generator) * 0.3 + (labels.float() * 2 - 1).view(-1, 1, 1, 1)
+    loader = DataLoader(TensorDataset(images, labels), batch_size=32)
+    with torch.no_grad():
+        before = (module(images).argmax(1) == labels).float().mean()
+    backbone_before = [p.clone() for p in module.backbone.parameters()]
+    module.fit_linear_probe(loader)
+    with torch.no_grad():
+        after = (module(images).argmax(1) == labels).float().mean()
+    assert after >= 0.95 and after > before
+    assert all(torch.equal(a, b) for a, b in zip(backbone_before, module.backbone.parameters()))  # frozen
+
+
+def test_warmup_then_cosine_to_zero():
+    factors = [warmup_cosine(epoch, 10, 200) for epoch in range(201)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert factors[10] == pytest.approx(1.0) and factors[105] == pytest.approx(0.5)
+    assert factors[200] == pytest.approx(0.0, abs=1e-12)
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
+
+
+def test_paper_init_draws_linear_weights_from_n_0_0001_and_conv_weights_as_asked():
+    model = nn.Sequential(nn.Conv2d(3, 64, 3), nn.BatchNorm2d(64), nn.Flatten(), nn.Linear(400, 300))
+    paper_init(model)
+    assert float(model[3].weight.std()) == pytest.approx(0.001, rel=0.05)
+    assert float(model[0].weight.std()) == pytest.approx(math.sqrt(2 / 27), rel=0.1)  # Kaiming, fan-in 27
+    assert torch.equal(model[1].weight, torch.ones(64)) and torch.equal(model[0].bias, torch.zeros(64))
+    paper_init(model, conv_std=0.1)
+    assert float(model[0].weight.std()) == pytest.approx(0.1, rel=0.1)
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_every_backbone_builds_and_reports_its_feature_width(name):
+    if name == "xcit":
+        pytest.importorskip("timm")
+    channels = 1 if name in ("small_cnn", "mlp") else 3
+    model, width = build_backbone(name, image_size=32, in_channels=channels)
+    assert feature_width(model, 32, channels) == width
+
+
+def test_paper_backbones_refuse_one_channel_images():
+    with pytest.raises(ValueError, match="three_channels"):
+        build_backbone("resnet50", 32, 1)
+
+
+def test_the_default_monitor_layer_is_z_in_the_contrastive_regime():
+    from dse_callback.probe.capture import find_layer
+
+    module = ExperimentModule(backbone="small_cnn", image_size=8, in_channels=1, regime="contrastive")
+    name, _ = find_layer(module, None)
+    assert name == "head" and module.head.in_features == 128

@@ -24,7 +24,7 @@ from .init_sweep import main as init_sweep_main
 from .module import ExperimentModule
 from .plot import main as plot_main
 from .plot import plot_runs
-from .population import main as population_main
+from .population.study import main as population_main
 from .toy import toy_main
 
 

@@ -28,7 +28,7 @@ from dse_callback.report.figures import pyplot
 
 from .backbones import build_backbone, paper_init
 from .plot import save_figure
-from .population import fixed_probe, load_mnist
+from .population.study import fixed_probe, load_mnist
 
 PAPER_STDS = (1e-3, 1e-2, 2e-2, 3e-2, 4e-2, 5e-2, 8e-2, 1e-1)
 

@@ -29,6 +29,7 @@ from .validation import (
     check_max_samples,
     check_positive,
     check_positive_int,
+    check_precision,
     check_seed,
     resolve_dtype,
 )
@@ -76,7 +77,7 @@ def entropy_request(
     t = check_positive(t, "t")
     seed = check_seed(seed)
     options = check_solver_settings(solver, memory_budget, solver_options)
-    resolve_dtype(precision, torch.device("cpu"))  # validates `precision` before any work
+    check_precision(precision)
     distributed = bool(distributed)
     points = prepare_points(z, max_samples, seed, sampler, distributed=distributed)
     n = points.shape[0]
@@ -128,6 +129,7 @@ def mutual_information_request(
     check_positive_int(n_repetitions, "n_repetitions")
     seed = check_seed(seed)
     options = check_solver_settings(solver, memory_budget, solver_options)
+    check_precision(precision)
     distributed = bool(distributed)
     points, classes = points_and_classes(
         z, reference, reference_type, n_clusters, max_samples, seed, sampler, distributed=distributed

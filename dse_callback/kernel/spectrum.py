@@ -17,7 +17,7 @@ from .geometry.affinity import affinity_of_points
 from .geometry.bandwidth import bandwidth_for, resolve_sigma
 from .request import prepare_points
 from .solvers.exact import exact_eigenvalues
-from .validation import check_choice, resolve_dtype
+from .validation import check_choice, check_precision, resolve_dtype
 
 # Solvers that give every eigenvalue; "auto" means "exact" here.
 SPECTRUM_SOLVERS = ("exact", "auto")
@@ -26,7 +26,7 @@ SPECTRUM_SOLVERS = ("exact", "auto")
 def _operator_of(z, sigma, precision, max_samples=None, seed=0, sampler="torch") -> torch.Tensor:
     """A (N, N) of validated, subsampled Z in the working dtype."""
     sigma = resolve_sigma(sigma)
-    resolve_dtype(precision, torch.device("cpu"))  # validates `precision` before any work
+    check_precision(precision)
     points = prepare_points(z, max_samples, seed, sampler)
     dtype = resolve_dtype(precision, points.device)
     points = points.to(dtype)

@@ -92,6 +92,11 @@ def check_max_samples(value: Any) -> int | None:
     return check_positive_int(value, "max_samples", minimum=2)
 
 
+def check_precision(precision: Any) -> str | None:
+    """None, "float64" or "float32"."""
+    return check_choice(precision, "precision", PRECISIONS + (None,))
+
+
 def resolve_dtype(precision: str | None, device: torch.device) -> torch.dtype:
     """The eigensolve precision: explicit, or float64 on the CPU and float32 on accelerators.
 
@@ -101,5 +106,5 @@ def resolve_dtype(precision: str | None, device: torch.device) -> torch.dtype:
     """
     if precision is None:
         return torch.float64 if device.type == "cpu" else torch.float32
-    check_choice(precision, "precision", PRECISIONS + (None,))
+    check_precision(precision)
     return torch.float64 if precision == "float64" else torch.float32

@@ -11,10 +11,10 @@ import yaml
 from PIL import Image
 
 from experiments.cli import main
-from experiments.imagenet_population import PAPER_CLASSES, crop_boxes, model_family, run_study, write_outputs
-from experiments.population import load_config, model_specs
-from experiments.population_metrics import MEASURES, correlations
-from experiments.population_models import ModelSpec, build_model, representations_and_accuracy, train_model
+from experiments.population.imagenet import PAPER_CLASSES, crop_boxes, model_family, run_study, write_outputs
+from experiments.population.study import load_config, model_specs
+from experiments.population.metrics import MEASURES, correlations
+from experiments.population.models import ModelSpec, build_model, representations_and_accuracy, train_model
 from fake_datasets import write_mnist
 
 CONFIG = pathlib.Path(__file__).resolve().parents[2] / "configs" / "population" / "mnist_cpu.yaml"
@@ -160,7 +160,7 @@ def test_imagenet_study_with_random_timm_models(tiny_imagenet_val, tmp_path, cap
     (tmp_path / "acc.csv").write_text("model,top1\ntest_resnet,61.0\ntest_vit,55.5\ntest_efficientnet,70.25\n")
     main_args = ["--imagenet-val", str(tiny_imagenet_val), "--accuracy-csv", str(tmp_path / "acc.csv"), "--all-from-csv",
                  "--no-pretrained", "--per-class", "2", "--copies", "1", "--out", str(tmp_path / "out")]  # fmt: skip
-    from experiments.imagenet_population import main as imagenet_main
+    from experiments.population.imagenet import main as imagenet_main
 
     imagenet_main(main_args)
     rows = {row["model"]: row for row in read_rows(tmp_path / "out" / "imagenet_models.csv")}

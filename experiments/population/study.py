@@ -29,9 +29,9 @@ import yaml
 
 from dse_callback import spectral_clusters
 
-from .data import SPECS
-from .population_metrics import correlations, format_table, measure, plot_population, write_csv
-from .population_models import ModelSpec, build_model, representations_and_accuracy, train_model
+from ..data import SPECS
+from .metrics import correlations, format_table, measure, plot_population, write_csv
+from .models import ModelSpec, build_model, representations_and_accuracy, train_model
 
 DEFAULTS = {
     "data_dir": "data",

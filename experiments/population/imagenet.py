@@ -1,9 +1,9 @@
 """The paper's ImageNet study: DSE and DSMI of pretrained timm models against their accuracy.
 
     pip install -e ".[experiments,timm]"
-    python -m experiments.imagenet_population --imagenet-val /data/imagenet/val \\
+    python -m experiments.population.imagenet --imagenet-val /data/imagenet/val \\
         --accuracy-csv results-imagenet.csv --models resnet50.a1_in1k vit_small_patch16_224.augreg_in21k_ft_in1k
-    python -m experiments.imagenet_population --imagenet-val /data/imagenet/val \\
+    python -m experiments.population.imagenet --imagenet-val /data/imagenet/val \\
         --accuracy-csv results-imagenet.csv --all-from-csv          # every model of the table
 
 The probe, as in the paper: the ImageNet validation images of the 20 classes of Imagenette
@@ -37,7 +37,7 @@ from torchvision.transforms import RandomResizedCrop
 
 from dse_callback import downsample_images, spectral_clusters
 
-from .population_metrics import correlations, format_table, measure, plot_population, write_csv
+from .metrics import correlations, format_table, measure, plot_population, write_csv
 
 IMAGENETTE = ("n01440764", "n02102040", "n02979186", "n03000684", "n03028079",
               "n03394916", "n03417042", "n03425413", "n03445777", "n03888605")  # fmt: skip
@@ -164,7 +164,7 @@ def write_outputs(rows: list[dict], out: str | pathlib.Path) -> dict[str, pathli
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m experiments.imagenet_population", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m experiments.population.imagenet", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--imagenet-val", required=True, help="ImageNet validation images in <wnid>/ folders")
     parser.add_argument("--models", nargs="*", default=[], help="timm model names")

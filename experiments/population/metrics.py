@@ -1,7 +1,7 @@
 """Measuring a population of models on one probe, and how each measure tracks accuracy.
 
 Shared by the MNIST population study (`dse-experiment population`) and the ImageNet
-study (`experiments/imagenet_population.py`): the same measures, the same correlation
+study (`experiments/population/imagenet.py`): the same measures, the same correlation
 table (Pearson and Spearman with p-values, from scipy.stats) and the same scatter figure,
 ConvNets and other families coloured apart as in the paper.
 """
@@ -27,7 +27,7 @@ from dse_callback import (
 )
 from dse_callback.report.figures import pyplot
 
-from .plot import save_figure
+from ..plot import save_figure
 
 # Column name -> label, in the order of the table and the figure's panels.
 MEASURES = {

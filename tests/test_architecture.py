@@ -70,7 +70,9 @@ def stage_violations(graph) -> list[str]:
             target_stage = stage_of(target)
             if target_stage is None:
                 problems.append(f"{module} imports the shim {target}")
-            elif STAGES[target_stage] > STAGES[stage] or (STAGES[target_stage] == STAGES[stage] and target_stage != stage):
+            elif STAGES[target_stage] > STAGES[stage] or (
+                STAGES[target_stage] == STAGES[stage] and target_stage != stage
+            ):
                 problems.append(f"{module} ({stage}) imports {target} ({target_stage})")
     return problems
 
@@ -125,19 +127,28 @@ def test_frameworks_are_imported_only_in_the_integrations():
 
 def test_the_checks_catch_a_broken_tree():
     graph = package_graph()
-    broken = {**graph, "dse_callback.kernel.entropy": graph["dse_callback.kernel.entropy"] | {"dse_callback.measure.tracker"}}
-    assert stage_violations(broken) == ["dse_callback.kernel.entropy (kernel) imports dse_callback.measure.tracker (measure)"]
+    broken = {
+        **graph,
+        "dse_callback.kernel.entropy": graph["dse_callback.kernel.entropy"] | {"dse_callback.measure.tracker"},
+    }
+    assert stage_violations(broken) == [
+        "dse_callback.kernel.entropy (kernel) imports dse_callback.measure.tracker (measure)"
+    ]
     looped = {**graph, "dse_callback.kernel.geometry.distances": {"dse_callback.kernel.entropy"}}
     assert any("dse_callback.kernel.geometry.distances" in cycle for cycle in cycles(looped))
     sideways = {**graph, "dse_callback.probe.capture": {"dse_callback.report.history"}}
-    assert stage_violations(sideways) == ["dse_callback.probe.capture (probe) imports dse_callback.report.history (report)"]
+    assert stage_violations(sideways) == [
+        "dse_callback.probe.capture (probe) imports dse_callback.report.history (report)"
+    ]
 
 
 @pytest.mark.parametrize("root", ["dse_callback", "experiments"])
 def test_modules_stay_small_and_folders_uncrowded(root):
     folder = PACKAGE.parent / root
     modules = [path for path in folder.rglob("*.py")]
-    long = {str(path.relative_to(PACKAGE.parent)): n for path in modules if (n := len(path.read_text().splitlines())) > 300}
+    long = {
+        str(path.relative_to(PACKAGE.parent)): n for path in modules if (n := len(path.read_text().splitlines())) > 300
+    }
     assert long == {}
     per_folder = defaultdict(int)
     for path in modules:

@@ -16,8 +16,10 @@ strategy's collectives in.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager
+from typing import Any
 
 import torch
 
@@ -44,7 +46,7 @@ class Runtime:
     """
 
     convert_input: Callable[[Any], Any] | None = None
-    forward_context: Callable[[], ContextManager] | None = None
+    forward_context: Callable[[], AbstractContextManager] | None = None
     broadcast: Callable[[Any], Any] = _identity
     is_primary: bool = True
     rank: int = 0
@@ -90,8 +92,13 @@ def forward_shares(model, probe_set, layers, runtime: Runtime, device, warn, **o
     """
     try:
         result = probe_forward(
-            model, probe_set, layers, device=device, convert_input=runtime.convert_input,
-            forward_context=runtime.forward_context, **options,
+            model,
+            probe_set,
+            layers,
+            device=device,
+            convert_input=runtime.convert_input,
+            forward_context=runtime.forward_context,
+            **options,
         )
     except Exception as error:  # nothing the monitor does may end a training run
         warn(

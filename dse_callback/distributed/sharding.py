@@ -16,7 +16,7 @@ module imports no Lightning and runs under real gloo processes in the tests.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -97,11 +97,15 @@ def combine_owned(
     """
     check_rank(rank, world_size)
     if len(owners) != len(values) or any(not 0 <= o < world_size for o in owners):
-        raise ValueError(f"owners must give a rank in [0, {world_size}) for each of {len(values)} items, got {list(owners)}")
+        raise ValueError(
+            f"owners must give a rank in [0, {world_size}) for each of {len(values)} items, got {list(owners)}"
+        )
     if world_size == 1:
         return values
     gathered = all_gather(values)
-    return gathered[torch.as_tensor(list(owners), device=gathered.device), torch.arange(len(values), device=gathered.device)]
+    return gathered[
+        torch.as_tensor(list(owners), device=gathered.device), torch.arange(len(values), device=gathered.device)
+    ]
 
 
 def torch_all_gather(group=None) -> AllGather:

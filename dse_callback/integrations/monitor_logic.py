@@ -32,18 +32,33 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
-from torch import nn
 from torch.utils.data import Dataset
 
-from ..kernel.validation import check_positive_int
 from ..measure.measurer import DSEMonitorWarning
+from ..measure.metrics import METRIC_SPECS
+from ..measure.settings import (
+    MeasureSettings,
+    MonitorSettings,
+    ProbeSettings,
+    settings_doc,
+    settings_values,
+    split_settings,
+    with_settings,
+)
 from ..measure.tracker import DSETracker
 from ..report.figures import matplotlib_available
 from ..report.history import report_safely
-from ..report.tensorboard import add_custom_scalar_layout, add_figures, tensorboard_loggers, tensorboard_writers
+from ..report.tensorboard import (
+    add_custom_scalar_layout,
+    add_figures,
+    probe_figures,
+    tensorboard_loggers,
+    tensorboard_writers,
+)
 from .trainer_access import first_loader, runtime_of, val_loader_of, watched_keys
 
 log = logging.getLogger(__name__)
@@ -54,82 +69,55 @@ __all__ = ["DSEMonitorLogic", "DSEMonitorWarning"]
 class DSEMonitorLogic:
     """Measures DSE, DSMI and RankMe of one or more layers on a fixed probe set during training.
 
-    Logged metrics (flat keys through `pl_module.log`; `{name}` is "Z" by default, the
-    `name` given with `layer`, or each name of `layers`):
+        Logged metrics (flat keys through `pl_module.log`; `{name}` is "Z" by default, the
+        `name` given with `layer`, or each name of `layers`):
 
-    - `dse/{name}`: DSE(Z), bits. `dsmi/{name}_Y`, `dsmi/{name}_X`: DSMI(Z; Y), DSMI(Z; X).
-    - `cse/{name}`, `csmi/{name}_Y`, `csmi/{name}_X`: the classic Shannon baselines;
-      `rankme/{name}`: the effective rank of Z (opt in through `metrics`).
-    - `dse/probe_seconds`, `dse/epoch` (ending in `_{name}` for a monitor `name` other than
-      "Z"): the probe's wall time and the epochs trained (0 is the baseline).
+        - `dse/{name}`: DSE(Z), bits. `dsmi/{name}_Y`, `dsmi/{name}_X`: DSMI(Z; Y), DSMI(Z; X).
+        - `cse/{name}`, `csmi/{name}_Y`, `csmi/{name}_X`: the classic Shannon baselines;
+          `rankme/{name}`: the effective rank of Z (opt in through `metrics`).
+        - `dse/probe_seconds`, `dse/epoch` (ending in `_{name}` for a monitor `name` other than
+          "Z"): the probe's wall time and the epochs trained (0 is the baseline).
 
-    Every layer is hooked in one forward pass, which runs under the Trainer's precision
-    plugin as a validation step does. The history (`dse_history.csv`, or
-    `dse_history_{name}.csv`, in the run's log directory, rank 0) has one row per epoch and
-    layer, with the side captured (`head (input)`), sigma, t, N and timings. With a
-    TensorBoard logger: spectrum figures, the information plane (with dsmi_x and dsmi_y)
-    and a custom-scalar layout. A failure after `setup` gives one warning and NaN.
+        Every layer is hooked in one forward pass, which runs under the Trainer's precision
+        plugin as a validation step does. The history (`dse_history.csv`, or
+        `dse_history_{name}.csv`, in the run's log directory, rank 0) has one row per epoch and
+        layer, with the side captured (`head (input)`), sigma, t, N and timings. With a
+        TensorBoard logger: spectrum figures, the information plane (with dsmi_x and dsmi_y)
+        and a custom-scalar layout. A failure after `setup` gives one warning and NaN.
 
-    Args:
-        layer, layers, name, probe, probe_size, metrics, sigma, t, capture, probe_batch_size,
-        batch_size, seed, precision, n_input_clusters, input_size, max_cache_bytes,
-        input_key, label_key, batch_to_inputs, forward, solver: as in `DSETracker` (probe=None
-        takes the datamodule's or the Trainer's validation set).
-        num_workers: workers of the probe's one reading pass; None: the validation
-            loader's (else as in `DSETracker`).
-        async_metrics: compute the metrics on rank 0 in a background thread while training
-            goes on; the values are logged to the loggers at the probe's own step when
-            ready, so ModelCheckpoint and EarlyStopping cannot monitor them (a setup error).
-        every_n_epochs: probe after every n-th training epoch (plus the epoch-0 baseline).
-        log_spectrum: add the TensorBoard figures; None: when a TensorBoard logger and
-            matplotlib are there. True without a TensorBoard logger is an error.
-        record_metrics: names of other logged metrics (for example "val_acc") copied into
-            each history row from `trainer.callback_metrics`; blank where not yet logged.
+        Args:
+            layer: dotted module name; None for the input of the model's last `nn.Linear`.
+            probe: a Dataset, or (x, y) / (x,) tensors; None takes the datamodule's or the
+                Trainer's validation set.
+            layers: several layers at once (a list of dotted names, or {name: dotted name}).
+            name: the representation's name with `layer`; with `layers`, the monitor's name.
+    {options}
     """
 
+    @with_settings(ProbeSettings, MeasureSettings, MonitorSettings)
     def __init__(
         self,
         layer: str | None = None,
         probe: Dataset | Sequence[torch.Tensor] | None = None,
-        probe_size: int = 10_000,
-        every_n_epochs: int = 1,
-        metrics: Sequence[str] = ("dse", "dsmi_y", "dsmi_x"),
-        sigma: float | str = 10.0,
-        t: float = 1,
-        capture: str = "input",
-        probe_batch_size: int | None = None,
-        seed: int = 0,
-        precision: str | None = None,
-        n_input_clusters: int | None = None,
-        input_size: int = 64,
-        max_cache_bytes: int | None = None,
-        log_spectrum: bool | None = None,
-        name: str = "Z",
-        num_workers: int | None = None,
-        record_metrics: Sequence[str] = (),
+        *,
         layers: Sequence[str] | dict[str, str] | None = None,
-        input_key: str | None = None,
-        label_key: str | None = None,
-        batch_to_inputs: Callable[[Any], Any] | None = None,
-        forward: Callable[[nn.Module, Any], Any] | None = None,
-        async_metrics: bool = False,
-        solver: str = "auto",
-        batch_size: int | None = None,
+        name: str = "Z",
+        **options,
     ):
         super().__init__()
-        check_positive_int(every_n_epochs, "every_n_epochs")
+        probe_settings, measure_settings, self.settings = split_settings(
+            options, ProbeSettings, MeasureSettings, MonitorSettings, owner="DSEMonitor"
+        )
         self.tracker = DSETracker(
-            probe=probe, layer=layer, layers=layers, name=name, probe_size=probe_size, metrics=metrics,
-            sigma=sigma, t=t, capture=capture, probe_batch_size=probe_batch_size, batch_size=batch_size, seed=seed,
-            precision=precision, async_metrics=async_metrics, solver=solver,
-            n_input_clusters=n_input_clusters, input_size=input_size, max_cache_bytes=max_cache_bytes,
-            num_workers=num_workers, input_key=input_key, label_key=label_key, batch_to_inputs=batch_to_inputs,
-            forward=forward, extra_columns=tuple(record_metrics),
+            probe,
+            layer,
+            layers=layers,
+            name=name,
+            extra_columns=self.settings.record_metrics,
+            **settings_values(probe_settings),
+            **settings_values(measure_settings),
         )
         self.layer, self.layers, self.name = layer, layers, name
-        self.every_n_epochs = every_n_epochs
-        self.log_spectrum = log_spectrum
-        self.record_metrics = tuple(record_metrics)
         self._log_steps: dict[int, int] = {}  # the logger step of each probe, for late values
 
     # ------------------------------------------------------------------ identity and state
@@ -159,12 +147,12 @@ class DSEMonitorLogic:
     def setup(self, trainer, pl_module, stage: str) -> None:
         if stage != "fit":
             return
-        if self.log_spectrum and not tensorboard_loggers(trainer.loggers):
+        if self.settings.log_spectrum and not tensorboard_loggers(trainer.loggers):
             raise ValueError(
                 "DSEMonitor(log_spectrum=True) needs a TensorBoardLogger: add "
                 "logger=TensorBoardLogger(...) to the Trainer, or set log_spectrum=None"
             )
-        if self.log_spectrum and not matplotlib_available():
+        if self.settings.log_spectrum and not matplotlib_available():
             raise ValueError("DSEMonitor(log_spectrum=True) needs matplotlib: pip install matplotlib")
         if self.tracker.async_metrics:
             self._check_nothing_watches_async_keys(trainer)
@@ -194,8 +182,13 @@ class DSEMonitorLogic:
         writers = tensorboard_writers(trainer.loggers)
         if writers:
             report_safely(
-                self.tracker.warn, "add the custom-scalar layout", add_custom_scalar_layout, writers, self.tracker.keys,
-                self.tracker.metrics, f"DSE monitor ({self.name})",
+                self.tracker.warn,
+                "add the custom-scalar layout",
+                add_custom_scalar_layout,
+                writers,
+                self.tracker.keys,
+                {metric: METRIC_SPECS[metric].chart for metric in self.tracker.metrics},
+                f"DSE monitor ({self.name})",
             )
         if self.history or trainer.current_epoch > 0:
             return  # resumed: the baseline was measured in the first run
@@ -211,7 +204,7 @@ class DSEMonitorLogic:
         if trainer.sanity_checking:
             return
         epochs_trained = trainer.current_epoch + 1
-        if epochs_trained % self.every_n_epochs:
+        if epochs_trained % self.settings.every_n_epochs:
             return
         # Lightning logs epoch-end values at the epoch's last step; late values go there too.
         values = self._probe(trainer, pl_module, epochs_trained, log_step=max(trainer.global_step - 1, 0))
@@ -236,9 +229,11 @@ class DSEMonitorLogic:
 
     def _probe(self, trainer, pl_module, epochs_trained: int, log_step: int) -> dict[str, float]:
         """Every rank runs its share of the probe and keeps the same history; rank 0 writes."""
-        log.info("DSEMonitor: probing %s after %d epoch(s)", ", ".join(self.tracker.layer_labels.values()), epochs_trained)
+        log.info(
+            "DSEMonitor: probing %s after %d epoch(s)", ", ".join(self.tracker.layer_labels.values()), epochs_trained
+        )
         extra = {}
-        for key in self.record_metrics:
+        for key in self.settings.record_metrics:
             value = trainer.callback_metrics.get(key)
             extra[key] = "" if value is None else float(value)
         self._log_steps[epochs_trained] = log_step
@@ -258,17 +253,32 @@ class DSEMonitorLogic:
             self._add_figures(trainer, epoch, step)
 
     def _add_figures(self, trainer, epoch: int, step: int) -> None:
-        if self.log_spectrum is False:
+        if self.settings.log_spectrum is False:
             return
-        report_safely(
-            self.tracker.warn, "add the TensorBoard figures", add_figures, tensorboard_writers(trainer.loggers),
-            self.history, self.tracker.last_spectra, self.tracker.keys, self.tracker.metrics, self.tracker.measurer.t,
-            step, epoch,
-            "dse/" if self.name == "Z" else f"dse/{self.name}_",
-        )
+        writers = tensorboard_writers(trainer.loggers)
+        if not writers:
+            return
+        tracker = self.tracker
+        plane = {"dsmi_x", "dsmi_y"} <= set(tracker.metrics)
+        prefix = "dse/" if self.name == "Z" else f"dse/{self.name}_"
+
+        def add() -> None:
+            figures = probe_figures(
+                history=self.history,
+                spectra=tracker.last_spectra,
+                keys=tracker.keys,
+                t=tracker.settings.t,
+                epoch=epoch,
+                plane_tag=f"{prefix}information_plane" if plane else None,
+            )
+            add_figures(writers, figures, step)
+
+        report_safely(tracker.warn, "add the TensorBoard figures", add)
 
     def _check_nothing_watches_async_keys(self, trainer) -> None:
-        keys = {key for named in self.tracker.keys.values() for key in named.values()} | set(self.tracker.timing_keys.values())
+        keys = {key for named in self.tracker.keys.values() for key in named.values()} | set(
+            self.tracker.timing_keys.values()
+        )
         for callback, key in watched_keys(trainer):
             if key in keys:
                 raise ValueError(
@@ -277,3 +287,8 @@ class DSEMonitorLogic:
                     f"later: {callback} would compare stale or missing values (and under DDP the ranks would "
                     "disagree). Monitor it with async_metrics=False, or watch another key."
                 )
+
+
+DSEMonitorLogic.__doc__ = DSEMonitorLogic.__doc__.replace(
+    "{options}", settings_doc(ProbeSettings, MeasureSettings, MonitorSettings)
+)

@@ -11,7 +11,6 @@ import math
 import warnings
 
 import numpy as np  # noqa: F401  (doctest examples)
-import torch
 
 from .errors import BandwidthWarning
 from .request import entropy_request
@@ -103,10 +102,21 @@ def diffusion_spectral_entropy(
         >>> estimate.solver, estimate.n, estimate.stderr
         ('exact', 4, 0.0)
     """
-    estimate = solve(entropy_request(
-        z, sigma, t, max_samples=max_samples, seed=seed, sampler=sampler, precision=precision, solver=solver,
-        distributed=distributed, memory_budget=memory_budget, solver_options=solver_options,
-    ))
+    estimate = solve(
+        entropy_request(
+            z,
+            sigma,
+            t,
+            max_samples=max_samples,
+            seed=seed,
+            sampler=sampler,
+            precision=precision,
+            solver=solver,
+            distributed=distributed,
+            memory_budget=memory_budget,
+            solver_options=solver_options,
+        )
+    )
     message = saturation_message(estimate.value, estimate.n, estimate.sigma) if warn_saturation else None
     if message:
         warnings.warn(message, BandwidthWarning, stacklevel=2)

@@ -15,16 +15,16 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np  # noqa: F401  (doctest examples)
 import torch
 
 from .errors import SkippedClassWarning
+from .reference.binning import bin_rows
 from .reference.sampling import random_subsets
 from .request import mutual_information_request, points_and_classes
-from .reference.binning import bin_rows
 from .shannon import entropy_of_rows
 from .solvers.estimate import DSMIEstimate, SLQOptions
 from .solvers.subsets import DiffusionSubsetEntropies, SubsetEntropies
@@ -136,16 +136,33 @@ def diffusion_spectral_mutual_information(
     """
     started = time.perf_counter()
     plan, classes = mutual_information_request(
-        z, reference, sigma=sigma, t=t, reference_type=reference_type, n_clusters=n_clusters,
-        n_repetitions=n_repetitions, sampler=sampler, seed=seed, max_samples=max_samples, precision=precision,
-        solver=solver, distributed=distributed, memory_budget=memory_budget, solver_options=solver_options,
+        z,
+        reference,
+        sigma=sigma,
+        t=t,
+        reference_type=reference_type,
+        n_clusters=n_clusters,
+        n_repetitions=n_repetitions,
+        sampler=sampler,
+        seed=seed,
+        max_samples=max_samples,
+        precision=precision,
+        solver=solver,
+        distributed=distributed,
+        memory_budget=memory_budget,
+        solver_options=solver_options,
     )
     result = mutual_information(classes, DiffusionSubsetEntropies(plan), n_repetitions, plan.seed, sampler)
     if not return_details:
         return result.value
     return DSMIEstimate(
-        value=result.value, stderr=math.sqrt(result.variance), solver="+".join(sorted(result.solvers)) or "exact",
-        n=len(classes), sigma=plan.bandwidth, t=plan.t, seconds=time.perf_counter() - started,
+        value=result.value,
+        stderr=math.sqrt(result.variance),
+        solver="+".join(sorted(result.solvers)) or "exact",
+        n=len(classes),
+        sigma=plan.bandwidth,
+        t=plan.t,
+        seconds=time.perf_counter() - started,
     )
 
 
@@ -179,7 +196,9 @@ def classic_shannon_mutual_information(
 
     def subset_entropies(index_sets: torch.Tensor) -> SubsetEntropies:
         index_sets = index_sets.to(points.device)
-        values = torch.tensor([entropy_of_rows(bin_rows(points[rows], bins_per_dim)) for rows in index_sets], dtype=torch.float64)
+        values = torch.tensor(
+            [entropy_of_rows(bin_rows(points[rows], bins_per_dim)) for rows in index_sets], dtype=torch.float64
+        )
         return SubsetEntropies(values, torch.zeros_like(values), frozenset())
 
     return mutual_information(classes, subset_entropies, n_repetitions, seed, sampler).value

@@ -118,8 +118,22 @@ def points_and_classes(
 
 
 def mutual_information_request(
-    z, reference, *, sigma, t, reference_type, n_clusters, n_repetitions, sampler, seed, max_samples, precision,
-    solver, distributed, memory_budget, solver_options,
+    z,
+    reference,
+    *,
+    sigma,
+    t,
+    reference_type,
+    n_clusters,
+    n_repetitions,
+    sampler,
+    seed,
+    max_samples,
+    precision,
+    solver,
+    distributed,
+    memory_budget,
+    solver_options,
 ) -> tuple[SubsetPlan, torch.Tensor]:
     """The plan of one DSMI and the class ids (N,) of B; arguments as in
     `diffusion_spectral_mutual_information`. The bandwidth comes from all N points and
@@ -136,8 +150,14 @@ def mutual_information_request(
     )
     points = points.to(resolve_dtype(precision, points.device))
     plan = SubsetPlan(
-        points=points, bandwidth=bandwidth_for(points, sigma), t=t, solver=solver,
-        slq_dtype=solver_dtype(precision, "slq", points.device), seed=seed, distributed=distributed,
-        memory_budget=memory_budget, options=options,
+        points=points,
+        bandwidth=bandwidth_for(points, sigma),
+        t=t,
+        solver=solver,
+        slq_dtype=solver_dtype(precision, "slq", points.device),
+        seed=seed,
+        distributed=distributed,
+        memory_budget=memory_budget,
+        options=options,
     )
     return plan, classes

@@ -33,9 +33,7 @@ def _operator_of(z, sigma, precision, max_samples=None, seed=0, sampler="torch")
     return affinity_of_points(points, bandwidth_for(points, sigma), dtype)
 
 
-def diffusion_operator(
-    z, sigma: float | str = 10.0, *, precision: str | None = None
-) -> torch.Tensor:
+def diffusion_operator(z, sigma: float | str = 10.0, *, precision: str | None = None) -> torch.Tensor:
     """The symmetric diffusion operator A of points Z, on Z's device.
 
     A_ij = G_ij / sqrt(deg_i deg_j) with G_ij = exp(-|z_i - z_j|^2 / (2 sigma^2)).

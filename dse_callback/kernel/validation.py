@@ -25,9 +25,7 @@ def as_tensor(value: Any, name: str) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(value))
     if isinstance(value, (list, tuple)):
         return torch.as_tensor(np.asarray(value))
-    raise TypeError(
-        f"{name} must be a torch.Tensor or numpy.ndarray, got {type(value).__name__}"
-    )
+    raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(value).__name__}")
 
 
 def as_points(value: Any, name: str = "z", min_rows: int = 2) -> torch.Tensor:
@@ -39,9 +37,7 @@ def as_points(value: Any, name: str = "z", min_rows: int = 2) -> torch.Tensor:
             "flatten features with z.reshape(len(z), -1)"
         )
     if points.shape[0] < min_rows:
-        raise ValueError(
-            f"{name} needs at least {min_rows} samples (rows), got {points.shape[0]}"
-        )
+        raise ValueError(f"{name} needs at least {min_rows} samples (rows), got {points.shape[0]}")
     if points.shape[1] < 1:
         raise ValueError(f"{name} needs at least 1 feature (column), got shape {tuple(points.shape)}")
     if not points.is_floating_point():

@@ -24,7 +24,8 @@ import dataclasses
 import threading
 import time
 import warnings
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch.utils._pytree import tree_flatten, tree_map
@@ -183,4 +184,3 @@ class AsyncMetrics:
                 stacklevel=3,
             )
             return AsyncResult(key, {name: float("nan") for name in names}, context, float("nan"), message)
-

@@ -19,29 +19,16 @@ training run. A pure function of its inputs: no Lightning, no loggers, no files.
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from ..kernel.entropy import diffusion_spectral_entropy, saturation_message
-from ..kernel.errors import BandwidthWarning
 from ..kernel.geometry.bandwidth import median_bandwidth
-from ..kernel.mutual_info import classic_shannon_mutual_information, diffusion_spectral_mutual_information
-from ..kernel.rankme import rankme
 from ..kernel.reference.clustering import spectral_clusters
-from ..kernel.shannon import classic_shannon_entropy
-from ..kernel.solvers.layout import split_layout
-from ..kernel.solvers.run import SOLVERS
-
-METRICS = ("dse", "dsmi_y", "dsmi_x", "cse", "csmi_y", "csmi_x", "rankme")
-NEEDS_LABELS = ("dsmi_y", "csmi_y")
-NEEDS_INPUT_CLUSTERS = ("dsmi_x", "csmi_x")
-WITH_DETAILS = ("dse", "dsmi_y", "dsmi_x")  # the metrics that report their solver and error bar
-# DSMI reports its solver and error bar where the installed math has `return_details`.
-_DSMI_DETAILS = "return_details" in inspect.signature(diffusion_spectral_mutual_information).parameters
+from .metrics import METRIC_SPECS, MetricRun
+from .settings import MeasureSettings
 
 
 class DSEMonitorWarning(UserWarning):
@@ -58,15 +45,6 @@ class OnceWarner:
         if reason not in self.seen:
             self.seen.add(reason)
             warnings.warn(message, category, stacklevel=3)
-
-
-def check_metrics(metrics) -> tuple[str, ...]:
-    """A non-empty tuple of known metric names."""
-    metrics = tuple(metrics)
-    unknown = [metric for metric in metrics if metric not in METRICS]
-    if not metrics or unknown:
-        raise ValueError(f"metrics must be a non-empty selection of {METRICS}, got {metrics!r}")
-    return metrics
 
 
 @dataclass
@@ -90,45 +68,34 @@ class Measurer:
     """Computes the selected metrics of representations; see the module docstring.
 
     Args:
-        metrics: names from `METRICS`.
-        sigma: bandwidth, or "median" (the median pairwise distance of each Z).
-        t: diffusion time.
-        precision: eigensolve precision ("float64", "float32", None for per device).
-        seed: seeds the DSMI subsets and the clustering.
-        n_input_clusters: clusters of X; None for the number of classes (10 without labels).
+        settings: the metrics, bandwidth, diffusion time, solver, precision, seed and the
+            number of input clusters (`MeasureSettings`).
         warn: the `OnceWarner` shared with the rest of the monitor.
-        solver: the DSE and DSMI solver, a name in `spectrum.SOLVERS` ("auto", "exact", "slq").
         shard_dse: DSE runs across the initialized torch.distributed default group
             (`distributed=True`): every rank calls `measure` with the same full Z and passes
             its contiguous row block to the solver, which builds only those kernel rows.
     """
 
-    def __init__(self, metrics, sigma=10.0, t=1, precision=None, seed=0, n_input_clusters=None, warn=None, solver="auto",
-                 shard_dse=False):  # fmt: skip
-        if solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {tuple(SOLVERS)}, got {solver!r}")
-        self.solver = solver
-        self.shard_dse = shard_dse
-        self.metrics = check_metrics(metrics)
-        self.sigma = sigma
-        self.t = t
-        self.precision = precision
-        self.seed = seed
-        self.n_input_clusters = n_input_clusters
+    def __init__(
+        self, settings: MeasureSettings | None = None, warn: OnceWarner | None = None, shard_dse: bool = False
+    ):
+        self.settings = settings or MeasureSettings()
+        self.metrics = self.settings.metrics
         self.warn = warn or OnceWarner()
+        self.shard_dse = shard_dse
 
     @property
     def needs_input_clusters(self) -> bool:
-        return any(metric in NEEDS_INPUT_CLUSTERS for metric in self.metrics)
+        return any(METRIC_SPECS[metric].needs == "input_clusters" for metric in self.metrics)
 
     def cluster_inputs(self, inputs: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
         """Cluster labels (N,) of the probe's inputs as rows (N, F), or None after a warning."""
-        n_clusters = self.n_input_clusters
+        n_clusters = self.settings.n_input_clusters
         if n_clusters is None:
             n_clusters = len(torch.unique(labels)) if labels is not None else 10
         n_clusters = max(2, min(n_clusters, len(inputs) - 1))
         try:
-            return spectral_clusters(inputs, n_clusters, seed=self.seed).cpu()
+            return spectral_clusters(inputs, n_clusters, seed=self.settings.seed).cpu()
         except Exception as error:  # DSMI(Z; X) then logs NaN; clustering is retried next probe
             self.warn(
                 f"clustering:{type(error).__name__}",
@@ -139,7 +106,9 @@ class Measurer:
     def nan_values(self, names) -> Measured:
         """All NaN: what a probe whose forward pass failed reports."""
         nan = float("nan")
-        return Measured({name: {metric: nan for metric in self.metrics} for name in names}, {name: nan for name in names})
+        return Measured(
+            {name: {metric: nan for metric in self.metrics} for name in names}, {name: nan for name in names}
+        )
 
     def measure(
         self,
@@ -169,16 +138,12 @@ class Measurer:
                 )
                 continue
             with torch.inference_mode():
-                sigma = median_bandwidth(z.double()) if self.sigma == "median" else self.sigma
+                sigma = median_bandwidth(z.double()) if self.settings.sigma == "median" else self.settings.sigma
                 measured.sigma[name] = sigma
+                references = {"labels": labels, "input_clusters": input_clusters}
                 for metric in self.metrics:
                     try:
-                        if metric == "dse":
-                            value, measured.spectra[name], details = self._dse(z, sigma, where)
-                        else:
-                            value, details = self._metric(metric, z, sigma, labels, input_clusters)
-                        measured.values[name][metric] = value
-                        measured.details.setdefault(name, {}).update(details)
+                        self._measure_one(measured, name, metric, z, sigma, references, where)
                     except Exception as error:  # a metric must never kill a long run
                         self.warn(
                             f"{metric}:{type(error).__name__}",
@@ -187,42 +152,32 @@ class Measurer:
                         )
         return measured
 
-    def _dse(self, z: torch.Tensor, sigma: float, where: str) -> tuple[float, np.ndarray, dict]:
-        """DSE(Z), the largest eigenvalues behind it and its solver details; warns once per
-        layer when DSE sits at an end."""
-        rows = split_layout(len(z)) if self.shard_dse else None
-        estimate = diffusion_spectral_entropy(
-            z[rows.lo : rows.hi] if rows else z, sigma, self.t, max_samples=None, precision=self.precision,
-            solver=self.solver, seed=self.seed, warn_saturation=False, return_details=True, distributed=self.shard_dse,
-        )
-        message = saturation_message(estimate.value, len(z), sigma)
-        if message:
-            self.warn(f"saturation:{where}", f"{message} (DSEMonitor layer {where!r})", BandwidthWarning)
-        spectrum = estimate.top_eigenvalues.double().cpu().numpy()
-        return estimate.value, spectrum, {"dse_solver": estimate.solver, "dse_stderr": estimate.stderr}
-
-    def _metric(self, metric: str, z: torch.Tensor, sigma: float, labels, input_clusters) -> tuple[float, dict]:
-        """The value of one metric other than DSE, and its solver details (DSMI)."""
-        common = dict(n_repetitions=5, seed=self.seed, max_samples=None)
-        if metric == "cse":
-            return classic_shannon_entropy(z), {}
-        if metric == "rankme":
-            return rankme(z), {}
-        if metric in NEEDS_INPUT_CLUSTERS and input_clusters is None:
-            raise RuntimeError("the probe's inputs have not been clustered")
-        if metric in NEEDS_LABELS and labels is None:
-            raise RuntimeError("the probe has no labels")
-        reference = labels if metric in NEEDS_LABELS else input_clusters
-        reference = reference.to(z.device)
-        if not metric.startswith("dsmi"):
-            return classic_shannon_mutual_information(z, reference, reference_type="labels", **common), {}
-        if not _DSMI_DETAILS:
-            value = diffusion_spectral_mutual_information(
-                z, reference, sigma=sigma, t=self.t, reference_type="labels", precision=self.precision, **common
+    def _measure_one(self, measured: Measured, name: str, metric: str, z, sigma: float, references, where: str) -> None:
+        """One metric of one representation, into `measured`; raises on failure."""
+        spec = METRIC_SPECS[metric]
+        reference = references.get(spec.needs) if spec.needs else None
+        if spec.needs and reference is None:
+            missing = "labels" if spec.needs == "labels" else "clustered inputs (the clustering failed or has not run)"
+            raise RuntimeError(f"the probe has no {missing}")
+        settings = self.settings
+        result = spec.compute(
+            MetricRun(
+                z,
+                None if reference is None else reference.to(z.device),
+                sigma,
+                settings.t,
+                settings.precision,
+                settings.solver,
+                settings.seed,
+                self.shard_dse,
+                where,
+                self.warn,
             )
-            return value, {}
-        estimate = diffusion_spectral_mutual_information(
-            z, reference, sigma=sigma, t=self.t, reference_type="labels", precision=self.precision,
-            solver=self.solver, return_details=True, **common,
         )
-        return estimate.value, {f"{metric}_solver": estimate.solver, f"{metric}_stderr": estimate.stderr}
+        measured.values[name][metric] = result.value
+        if spec.reports_solver:
+            measured.details.setdefault(name, {}).update(
+                {f"{metric}_solver": result.solver, f"{metric}_stderr": result.stderr}
+            )
+        if result.spectrum is not None:
+            measured.spectra[name] = result.spectrum

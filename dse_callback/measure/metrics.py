@@ -1,22 +1,158 @@
-"""Which representations a monitor watches, and the keys their values are logged under.
+"""The metrics a probe can measure, as one table of specs, and the keys they are logged under.
 
-`resolve_layers` turns `layer`/`name` or `layers` into {name: dotted layer name};
-`metric_keys` gives each name's flat keys (`dse/{name}`, `dsmi/{name}_Y`, ...), and
-`timing_keys` the probe's own (`dse/probe_seconds`, `dse/epoch`, suffixed by a monitor
-name other than "Z"). No Lightning here.
+Each `MetricSpec` says everything about one metric: its flat key (`dse/{name}`,
+`dsmi/{name}_Y`, ...), what it needs besides Z (labels, or the inputs' clusters), whether it
+reports a solver and an error bar, its rough cost next to a DSE at the same N (which orders
+the ranks' work), the TensorBoard chart it joins, and how it is computed from one `MetricRun`.
+`resolve_layers` turns `layer`/`name` or `layers` into {name: dotted layer name}; `timing_keys`
+gives the probe's own keys (`dse/probe_seconds`, `dse/epoch`, suffixed by a monitor name
+other than "Z"). No Lightning here.
 """
 
 from __future__ import annotations
 
-_KEY_PATTERNS = {
-    "dse": "dse/{}",
-    "dsmi_y": "dsmi/{}_Y",
-    "dsmi_x": "dsmi/{}_X",
-    "cse": "cse/{}",
-    "csmi_y": "csmi/{}_Y",
-    "csmi_x": "csmi/{}_X",
-    "rankme": "rankme/{}",
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..kernel.entropy import diffusion_spectral_entropy, saturation_message
+from ..kernel.errors import BandwidthWarning
+from ..kernel.mutual_info import classic_shannon_mutual_information, diffusion_spectral_mutual_information
+from ..kernel.rankme import rankme
+from ..kernel.shannon import classic_shannon_entropy
+from ..kernel.solvers.layout import split_layout
+
+# DSMI's random subsets per class (the paper's R).
+_REPETITIONS = 5
+
+
+@dataclass(frozen=True)
+class MetricRun:
+    """One metric of one representation: Z (N, D), its reference (labels or input clusters,
+    (N,), when the metric needs one), the resolved bandwidth and the measurer's settings.
+    `where` names the layer in warnings; `warn(reason, message, category)` warns once."""
+
+    z: torch.Tensor
+    reference: torch.Tensor | None
+    sigma: float
+    t: float
+    precision: str | None
+    solver: str
+    seed: int
+    shard_dse: bool
+    where: str
+    warn: Callable
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """A metric's value, its solver and error bar (bits) where it reports them, and for DSE
+    the largest eigenvalues behind it (for the spectrum figure)."""
+
+    value: float
+    solver: str | None = None
+    stderr: float | None = None
+    spectrum: np.ndarray | None = None
+
+
+def _dse(run: MetricRun) -> MetricValue:
+    """DSE(Z); warns once per layer when it sits at an end (the bandwidth does not fit Z)."""
+    rows = split_layout(len(run.z)) if run.shard_dse else None
+    estimate = diffusion_spectral_entropy(
+        run.z[rows.lo : rows.hi] if rows else run.z,
+        run.sigma,
+        run.t,
+        max_samples=None,
+        precision=run.precision,
+        solver=run.solver,
+        seed=run.seed,
+        warn_saturation=False,
+        return_details=True,
+        distributed=run.shard_dse,
+    )
+    message = saturation_message(estimate.value, len(run.z), run.sigma)
+    if message:
+        run.warn(f"saturation:{run.where}", f"{message} (DSEMonitor layer {run.where!r})", BandwidthWarning)
+    spectrum = estimate.top_eigenvalues.double().cpu().numpy()
+    return MetricValue(estimate.value, estimate.solver, estimate.stderr, spectrum)
+
+
+def _dsmi(run: MetricRun) -> MetricValue:
+    estimate = diffusion_spectral_mutual_information(
+        run.z,
+        run.reference,
+        sigma=run.sigma,
+        t=run.t,
+        reference_type="labels",
+        precision=run.precision,
+        solver=run.solver,
+        return_details=True,
+        n_repetitions=_REPETITIONS,
+        seed=run.seed,
+        max_samples=None,
+    )
+    return MetricValue(estimate.value, estimate.solver, estimate.stderr)
+
+
+def _csmi(run: MetricRun) -> MetricValue:
+    value = classic_shannon_mutual_information(
+        run.z, run.reference, reference_type="labels", n_repetitions=_REPETITIONS, seed=run.seed, max_samples=None
+    )
+    return MetricValue(value)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """Everything about one metric; see the module docstring."""
+
+    name: str
+    key: str
+    needs: str | None
+    reports_solver: bool
+    cost: float
+    chart: str
+    compute: Callable[[MetricRun], MetricValue]
+
+
+# Costs: DSE is one N x N eigensolve; DSMI solves (R + 1) matrices of about N / K per class
+# (K classes), about 6 / K^2 of DSE with K = 10, plus the per-class distance blocks; the
+# binning baselines and RankMe are cheap next to them.
+METRIC_SPECS = {
+    spec.name: spec
+    for spec in (
+        MetricSpec("dse", "dse/{}", None, True, 1.0, "entropy", _dse),
+        MetricSpec("dsmi_y", "dsmi/{}_Y", "labels", True, 0.3, "information", _dsmi),
+        MetricSpec("dsmi_x", "dsmi/{}_X", "input_clusters", True, 0.3, "information", _dsmi),
+        MetricSpec(
+            "cse", "cse/{}", None, False, 0.02, "entropy", lambda run: MetricValue(classic_shannon_entropy(run.z))
+        ),
+        MetricSpec("csmi_y", "csmi/{}_Y", "labels", False, 0.05, "information", _csmi),
+        MetricSpec("csmi_x", "csmi/{}_X", "input_clusters", False, 0.05, "information", _csmi),
+        MetricSpec("rankme", "rankme/{}", None, False, 0.05, "rank", lambda run: MetricValue(rankme(run.z))),
+    )
 }
+METRICS = tuple(METRIC_SPECS)
+
+
+def check_metrics(metrics) -> tuple[str, ...]:
+    """A non-empty tuple of known metric names."""
+    metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
+    unknown = [metric for metric in metrics if metric not in METRIC_SPECS]
+    if not metrics or unknown:
+        raise ValueError(f"metrics must be a non-empty selection of {METRICS}, got {metrics!r}")
+    return metrics
+
+
+def metrics_needing(metrics, need: str) -> list[str]:
+    """The metrics among `metrics` that need `need` ("labels" or "input_clusters").
+
+    Example:
+        >>> metrics_needing(["dse", "dsmi_y", "csmi_y"], "labels")
+        ['dsmi_y', 'csmi_y']
+    """
+    return [metric for metric in metrics if METRIC_SPECS[metric].needs == need]
 
 
 def metric_keys(names) -> dict[str, dict[str, str]]:
@@ -26,7 +162,7 @@ def metric_keys(names) -> dict[str, dict[str, str]]:
         >>> metric_keys(["Z"])["Z"]["dsmi_y"]
         'dsmi/Z_Y'
     """
-    return {name: {metric: pattern.format(name) for metric, pattern in _KEY_PATTERNS.items()} for name in names}
+    return {name: {metric: spec.key.format(name) for metric, spec in METRIC_SPECS.items()} for name in names}
 
 
 def timing_keys(name: str) -> dict[str, str]:
@@ -35,7 +171,9 @@ def timing_keys(name: str) -> dict[str, str]:
     return {"probe_seconds": f"dse/probe_seconds{suffix}", "epoch": f"dse/epoch{suffix}"}
 
 
-def flat_values(keys, timing_keys_: dict[str, str], values: dict[str, dict[str, float]], epoch: int, probe_seconds: float) -> dict[str, float]:
+def flat_values(
+    keys, timing_keys_: dict[str, str], values: dict[str, dict[str, float]], epoch: int, probe_seconds: float
+) -> dict[str, float]:
     """{key: value} of one probe: every metric of every representation, its time and epoch."""
     flat = {keys[name][metric]: value for name, by_metric in values.items() for metric, value in by_metric.items()}
     flat[timing_keys_["probe_seconds"]] = probe_seconds

@@ -21,22 +21,20 @@ With one process this is `Measurer.measure`. No Lightning here; the collective i
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from .measurer import Measured, Measurer
 from ..distributed.sharding import AllGather, assign_work, combine_owned
 from ..kernel.solvers.run import resolved_solver
+from .measurer import Measured, Measurer
+from .metrics import METRIC_SPECS
 
-# Relative cost of each metric at the same N: DSE is one N x N eigensolve; DSMI solves
-# (R + 1) matrices of about N / K per class (K classes), so about 6 / K^2 of DSE with K = 10,
-# plus the per-class distance blocks; CSE, CSMI and RankMe are cheap next to them.
 # The solvers a metric's "solver" detail can name, joined by "+" for DSMI ("exact+slq").
 SOLVER_NAMES = ("exact", "slq", "topk")
-METRIC_COSTS = {"dse": 1.0, "dsmi_y": 0.3, "dsmi_x": 0.3, "cse": 0.02, "csmi_y": 0.05, "csmi_x": 0.05, "rankme": 0.05}
 
 
 def work_items(names: Sequence[str], metrics: Sequence[str]) -> list[tuple[str, str]]:
@@ -75,7 +73,7 @@ def measure_shared(
         return measurer.measure(representations, labels, input_clusters, labels_by_name)
     items = work_items(list(representations), measurer.metrics)
     sharded = sharded_dse_items(measurer, representations, world_size)
-    owners = assign_work([0.0 if item in sharded else METRIC_COSTS[item[1]] for item in items], world_size)
+    owners = assign_work([0.0 if item in sharded else METRIC_SPECS[item[1]].cost for item in items], world_size)
     owners = [0 if item in sharded else owner for item, owner in zip(items, owners)]  # every rank has these
     mine = [item for item, owner in zip(items, owners) if owner == rank]
     local = Measured()
@@ -118,7 +116,9 @@ def _merge(into: Measured, part: Measured, name: str) -> None:
     into.details.setdefault(name, {}).update(part.details.get(name, {}))
 
 
-def sharded_dse_items(measurer: Measurer, representations: dict[str, torch.Tensor], world_size: int) -> list[tuple[str, str]]:
+def sharded_dse_items(
+    measurer: Measurer, representations: dict[str, torch.Tensor], world_size: int
+) -> list[tuple[str, str]]:
     """The ("layer", "dse") items every rank computes together, each building its kernel rows.
 
     Those whose DSE runs "slq" ("slq", or "auto" above the exact size of the device) under an
@@ -132,7 +132,7 @@ def sharded_dse_items(measurer: Measurer, representations: dict[str, torch.Tenso
     return [
         (name, "dse")
         for name, z in representations.items()
-        if resolved_solver(measurer.solver, len(z), z.device) == "slq"
+        if resolved_solver(measurer.settings.solver, len(z), z.device) == "slq"
     ]
 
 
@@ -149,10 +149,7 @@ def _solver_name(code: int) -> str:
 
 def _subset(measurer: Measurer, metrics: tuple[str, ...], shard_dse: bool = False) -> Measurer:
     """The same measurer (settings and warner) restricted to `metrics`."""
-    return Measurer(
-        metrics, measurer.sigma, measurer.t, measurer.precision, measurer.seed, measurer.n_input_clusters, measurer.warn,
-        measurer.solver, shard_dse=shard_dse,
-    )
+    return Measurer(dataclasses.replace(measurer.settings, metrics=metrics), measurer.warn, shard_dse=shard_dse)
 
 
 def _combined_spectra(items, owners, local: Measured, representations, rank, world_size, all_gather) -> dict:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
@@ -125,7 +126,9 @@ class ProbeCache:
         self.dataset = dataset
         self.device = torch.device(device)
         self.split = split
-        self.num_workers = default_num_workers() if num_workers is None else check_positive_int(num_workers, "num_workers", 0)
+        self.num_workers = (
+            default_num_workers() if num_workers is None else check_positive_int(num_workers, "num_workers", 0)
+        )
         fraction = check_positive(memory_fraction, "memory_fraction")
         if fraction > 1:
             raise ValueError(f"memory_fraction must be in (0, 1], got {memory_fraction!r}")

@@ -8,7 +8,7 @@ side ("head (input)"), so nobody reads the input of the head as the logits.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -89,7 +89,7 @@ class ActivationRecorder:
     def _hook(self, module, inputs, output) -> None:
         self._record(output)
 
-    def __enter__(self) -> "ActivationRecorder":
+    def __enter__(self) -> ActivationRecorder:
         if self.capture == "input":
             self._handle = self.module.register_forward_pre_hook(self._pre_hook)
         else:
@@ -148,7 +148,7 @@ class LayerRecorders:
     def __init__(self, model: nn.Module, layers: dict[str, str | None], capture: str = "input"):
         self.recorders = {name: ActivationRecorder(model, layer, capture) for name, layer in layers.items()}
 
-    def __enter__(self) -> "LayerRecorders":
+    def __enter__(self) -> LayerRecorders:
         try:
             for recorder in self.recorders.values():
                 recorder.__enter__()
@@ -191,7 +191,7 @@ class EvalMode:
         self.model = model
         self._saved: list[tuple[nn.Module, bool]] = []
 
-    def __enter__(self) -> "EvalMode":
+    def __enter__(self) -> EvalMode:
         self._saved = list(iterate_modes(self.model))
         self.model.eval()
         return self

@@ -23,16 +23,18 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
-from .capture import EvalMode, LayerRecorders
 from ..kernel.reference.clustering import downsample_images
+from .capture import EvalMode, LayerRecorders
 from .probe_set import ProbeSet
 
 
@@ -103,7 +105,7 @@ def probe_forward(
     seed: int = 0,
     device: torch.device | None = None,
     convert_input: Callable[[Any], Any] | None = None,
-    forward_context: Callable[[], ContextManager] | None = None,
+    forward_context: Callable[[], AbstractContextManager] | None = None,
     forward: Callable[[nn.Module, Any], Any] | None = None,
     collect_inputs: bool = False,
     input_size: int = 64,

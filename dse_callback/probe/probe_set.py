@@ -22,7 +22,8 @@ No Lightning here.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from torch.utils._pytree import tree_map
@@ -166,8 +167,12 @@ class ProbeSet:
         if self.cache is None or self.cache.device != device:
             share = self.share
             self.cache = ProbeCache(
-                self.dataset, self.indices[share.start : share.stop], device, split=self.reader.split,
-                num_workers=self.num_workers, max_bytes=self.max_cache_bytes,
+                self.dataset,
+                self.indices[share.start : share.stop],
+                device,
+                split=self.reader.split,
+                num_workers=self.num_workers,
+                max_bytes=self.max_cache_bytes,
             )
         batch_size = self.batch_size or DEFAULT_BATCH_SIZE.get(device.type, 256)
         count = forward_batch_count(len(self), self.world_size, batch_size)
@@ -183,6 +188,8 @@ class ProbeSet:
 
         def read_one():
             inputs, labels = self.reader.split(default_collate([self.dataset[int(self.indices[0])]]))
-            return tree_map(lambda value: value.to(device) if isinstance(value, torch.Tensor) else value, inputs), labels
+            return tree_map(
+                lambda value: value.to(device) if isinstance(value, torch.Tensor) else value, inputs
+            ), labels
 
         return read_one

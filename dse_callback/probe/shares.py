@@ -13,7 +13,8 @@ Pure bookkeeping, no collectives: `distributed.sharding` puts the shares back to
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from ..kernel.validation import check_positive_int
 

@@ -70,8 +70,17 @@ def information_plane_figure(points, title: str = "information plane"):
         epoch, x, y = (np.asarray(column, dtype=np.float64) for column in zip(*trajectory))
         axis.plot(x, y, color="0.6", linewidth=1, zorder=1)
         scatter = axis.scatter(
-            x, y, c=epoch, cmap="viridis", vmin=low, vmax=max(high, low + 1), marker=markers[index % len(markers)],
-            edgecolors="k", linewidths=0.4, label=name, zorder=2,
+            x,
+            y,
+            c=epoch,
+            cmap="viridis",
+            vmin=low,
+            vmax=max(high, low + 1),
+            marker=markers[index % len(markers)],
+            edgecolors="k",
+            linewidths=0.4,
+            label=name,
+            zorder=2,
         )
     if scatter is not None:
         figure.colorbar(scatter, ax=axis, label="epoch")

@@ -11,18 +11,32 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 HISTORY_DETAIL_COLUMNS = (
-    "step", "probe_seconds", "data_seconds", "transfer_seconds", "forward_seconds", "metric_seconds", "n", "sigma", "t",
+    "step",
+    "probe_seconds",
+    "data_seconds",
+    "transfer_seconds",
+    "forward_seconds",
+    "metric_seconds",
+    "n",
+    "sigma",
+    "t",
     "cache",
-)  # fmt: skip
+)
 
 
-def history_columns(metrics: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
-    """The history file's columns, in order: DSE and DSMI also give their solver and error bar."""
-    solved = [f"{metric}_{what}" for metric in metrics if metric in ("dse", "dsmi_y", "dsmi_x") for what in ("solver", "stderr")]
-    return ["epoch", "representation", "layer", *metrics, *solved, *HISTORY_DETAIL_COLUMNS, *extra]
+def history_columns(metrics: Sequence[str], solved: Sequence[str] = (), extra: Sequence[str] = ()) -> list[str]:
+    """The history file's columns, in order; the `solved` metrics also give their solver and error bar.
+
+    Example:
+        >>> history_columns(["dse", "rankme"], ["dse"])[:7]
+        ['epoch', 'representation', 'layer', 'dse', 'rankme', 'dse_solver', 'dse_stderr']
+    """
+    solver_columns = [f"{metric}_{what}" for metric in solved for what in ("solver", "stderr")]
+    return ["epoch", "representation", "layer", *metrics, *solver_columns, *HISTORY_DETAIL_COLUMNS, *extra]
 
 
 def history_rows(layer_labels: dict[str, str], measured, details: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -30,8 +44,12 @@ def history_rows(layer_labels: dict[str, str], measured, details: dict[str, Any]
     sigma, the metrics' values, their solvers and error bars, then the probe's `details`."""
     return {
         name: dict(
-            representation=name, layer=label, sigma=measured.sigma[name], **measured.values[name],
-            **measured.details.get(name, {}), **details,
+            representation=name,
+            layer=label,
+            sigma=measured.sigma[name],
+            **measured.values[name],
+            **measured.details.get(name, {}),
+            **details,
         )
         for name, label in layer_labels.items()
     }
@@ -62,3 +80,32 @@ def write_history(path: str, history: dict[int, dict[str, dict[str, Any]]], colu
     except BaseException:
         os.unlink(temporary)  # the previous, complete file stays in place
         raise
+
+
+class History:
+    """{epoch: {representation: row}}, its columns, and the CSV it is written to (`path`, or
+    None for no file). Writing never raises: a failure warns once through `warn`."""
+
+    def __init__(self, columns: Sequence[str], warn, path: str | None = None):
+        self.columns, self.warn, self.path = list(columns), warn, path
+        self.rows: dict[int, dict[str, dict[str, Any]]] = {}
+
+    def record(self, epoch: int, rows: dict[str, dict[str, Any]], write: bool = True) -> None:
+        self.rows[epoch] = rows
+        if write:
+            self.write()
+
+    def write(self) -> None:
+        if self.path:
+            report_safely(self.warn, "write the history", write_history, self.path, self.rows, self.columns)
+
+    def state(self) -> dict[int, dict[str, dict[str, Any]]]:
+        return {epoch: {name: dict(row) for name, row in rows.items()} for epoch, rows in self.rows.items()}
+
+    def load(self, state: dict, first_name: str) -> None:
+        """Restore `state`; a checkpoint from before several layers holds one flat row per epoch."""
+        self.rows = {}
+        for epoch, rows in state.items():
+            if "epoch" in rows:
+                rows = {first_name: rows}
+            self.rows[int(epoch)] = {name: dict(row) for name, row in rows.items()}

@@ -1,8 +1,8 @@
 """TensorBoard figures and the custom-scalar layout of a probe (rank 0 only).
 
-1. `add_figures(writers, ...)`: per representation the eigenvalue spectrum behind DSE
+1. `probe_figures(...)`: per representation the eigenvalue spectrum behind DSE
    (`{dse key}_spectrum`), and, when both DSMI(Z; X) and DSMI(Z; Y) are measured, the
-   information plane of every representation so far (`{prefix}information_plane`).
+   information plane of every representation so far; `add_figures(writers, figures, step)`.
 2. `add_custom_scalar_layout(writers, ...)`: once per run, TensorBoard's Custom Scalars
    tab grouping the entropy and the mutual-information curves.
 
@@ -11,6 +11,8 @@ Lightning namespace.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from .figures import close_figure, information_plane_figure, matplotlib_available, spectrum_figure
 
@@ -39,35 +41,49 @@ def information_plane_points(history, names: Sequence[str]) -> dict[str, list[tu
     return points
 
 
-def add_figures(writers, history, spectra, keys, metrics, t, step: int, epoch: int, prefix: str) -> None:
-    """Spectrum figures of this probe and the information plane so far, to every writer."""
-    if not writers or not matplotlib_available():
-        return
+def probe_figures(*, history, spectra, keys, t: float, epoch: int, plane_tag: str | None) -> list[tuple[str, object]]:
+    """(tag, figure) of one probe: each representation's spectrum behind DSE, and the
+    information plane of every representation so far under `plane_tag` (None: no plane).
+
+    Args:
+        history: {epoch: {name: row}}; spectra: {name: eigenvalues}; keys: {name: {metric: key}}.
+        t: the diffusion time; epoch: the probe's epoch, in the titles.
+    """
+    if not matplotlib_available():
+        return []
     figures = []
     for name, eigenvalues in spectra.items():
         tag = keys[name]["dse"]
         figures.append((f"{tag}_spectrum", spectrum_figure(eigenvalues, f"{tag} after {epoch} epoch(s)", t)))
-    if "dsmi_x" in metrics and "dsmi_y" in metrics:
+    if plane_tag is not None:
         points = information_plane_points(history, list(keys))
         if any(points.values()):
-            figures.append((f"{prefix}information_plane", information_plane_figure(points)))
+            figures.append((plane_tag, information_plane_figure(points)))
+    return figures
+
+
+def add_figures(writers, figures, step: int) -> None:
+    """Each (tag, figure) to every SummaryWriter at `step`; the figures are closed after."""
     for tag, figure in figures:
         for writer in writers:
             writer.add_figure(tag, figure, global_step=step, close=False)
         close_figure(figure)
 
 
-def add_custom_scalar_layout(writers, keys: dict[str, dict[str, str]], metrics, title: str) -> None:
-    """Group each representation's entropy curves and mutual-information curves."""
-    charts = {}
+# The Custom Scalars chart of each chart kind of the metric specs.
+_CHART_TITLES = {"entropy": "entropy of {}", "information": "mutual information of {}", "rank": "effective rank of {}"}
+
+
+def add_custom_scalar_layout(writers, keys: dict[str, dict[str, str]], charts: dict[str, str], title: str) -> None:
+    """One chart per representation and chart kind (bits and ranks apart).
+
+    Args:
+        keys: {name: {metric: key}}; charts: {metric: "entropy" | "information" | "rank"}, in
+            the monitor's metric order; title: the layout's category.
+    """
+    layout = {}
     for name, named_keys in keys.items():
-        entropy = [named_keys[m] for m in ("dse", "cse") if m in metrics]
-        information = [named_keys[m] for m in ("dsmi_y", "dsmi_x", "csmi_y", "csmi_x") if m in metrics]
-        if entropy:
-            charts[f"entropy of {name}"] = ["Multiline", entropy]
-        if information:
-            charts[f"mutual information of {name}"] = ["Multiline", information]
-        if "rankme" in metrics:  # not bits: a chart of its own
-            charts[f"effective rank of {name}"] = ["Multiline", [named_keys["rankme"]]]
+        for metric, chart in charts.items():
+            layout.setdefault(_CHART_TITLES[chart].format(name), ["Multiline", []])[1].append(named_keys[metric])
     for writer in writers:
-        writer.add_custom_scalars({title: charts})
+        writer.add_custom_scalars({title: layout})

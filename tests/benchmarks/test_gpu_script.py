@@ -12,7 +12,11 @@ SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "gpu.sh"
 def test_gpu_script_fails_loudly_without_cuda_and_writes_nothing(tmp_path):
     report = tmp_path / "gpu_report.md"
     result = subprocess.run(
-        ["bash", str(SCRIPT)], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        ["bash", str(SCRIPT)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
         env={**os.environ, "GPU_REPORT": str(report)},
     )
     assert result.returncode == 2

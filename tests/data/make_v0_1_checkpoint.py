@@ -16,9 +16,9 @@ import tempfile
 import pytorch_lightning as pl
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from lightning_helpers import make_classes  # noqa: E402
-
 from dse_callback import DSEMonitor  # noqa: E402
+
+from lightning_helpers import make_classes  # noqa: E402
 
 TinyClassifier, BlobData = make_classes(pl)
 
@@ -27,9 +27,17 @@ if __name__ == "__main__":
     pl.seed_everything(0, verbose=False)
     with tempfile.TemporaryDirectory() as root:
         monitors = [DSEMonitor(), DSEMonitor(layers={"hidden": "backbone.1"}, name="blocks", metrics=("dse", "rankme"))]
-        trainer = pl.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, callbacks=monitors,
-                             enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
-                             default_root_dir=root)
+        trainer = pl.Trainer(
+            max_epochs=2,
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            callbacks=monitors,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            enable_checkpointing=False,
+            default_root_dir=root,
+        )
         trainer.fit(TinyClassifier(), datamodule=BlobData())
         trainer.save_checkpoint(str(out))
     print(out, out.stat().st_size, "bytes")

@@ -6,7 +6,6 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from dse_callback.distributed.sharding import assign_work, combine_owned, gather_rows, torch_all_gather
-
 from dse_callback.probe.shares import forward_batch_count, padded_batches, shard_range
 
 WORLD = 2
@@ -82,7 +81,7 @@ def test_two_gloo_ranks_forward_half_each_and_gather_in_probe_order(tmp_path):
         assert single.rows == n
         calls = {rank[n][1] for rank in ranks}
         assert calls == {forward_batch_count(n, WORLD, batch_size)}  # equal forward calls (FSDP)
-        for r, rank in enumerate(ranks):
+        for rank in ranks:
             torch.testing.assert_close(rank[n][0], expected, rtol=0, atol=0)  # probe order, all rows
         real_rows = [len(shard_range(n, r, WORLD)) for r in range(WORLD)]
         assert real_rows == [math.ceil(n / 2), n // 2]

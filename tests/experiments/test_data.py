@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from experiments.data import PaperData, dataset_labels, permuted_labels
+
 from fake_datasets import accept_tiny_files, write_cifar10, write_mnist, write_stl10
 
 

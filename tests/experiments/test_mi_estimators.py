@@ -8,7 +8,6 @@ import torch
 
 from experiments.mi_estimators import ksg_mutual_information, mine_mutual_information
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -12,9 +12,10 @@ from PIL import Image
 
 from experiments.cli import main
 from experiments.population.imagenet import PAPER_CLASSES, crop_boxes, model_family, run_study, write_outputs
-from experiments.population.study import load_config, model_specs
 from experiments.population.metrics import MEASURES, correlations
 from experiments.population.models import ModelSpec, build_model, representations_and_accuracy, train_model
+from experiments.population.study import load_config, model_specs
+
 from fake_datasets import write_mnist
 
 CONFIG = pathlib.Path(__file__).resolve().parents[2] / "configs" / "population" / "mnist_cpu.yaml"
@@ -36,11 +37,17 @@ def test_the_population_config_spans_families_depths_lengths_seeds_and_weak_mode
 def test_population_runs_end_to_end_on_three_tiny_models(tmp_path, capsys):
     write_mnist(tmp_path / "data", n_train=64, n_test=40)
     config = {
-        "data_dir": str(tmp_path / "data"), "train_images": 64, "probe_size": 30, "out": str(tmp_path / "out"),
-        "name": "tiny", "models": [{"family": "mlp", "width": 8, "depth": 1, "steps": 2},
-                                   {"family": "mlp", "width": 16, "depth": 2, "steps": 3, "seed": 1},
-                                   {"family": "cnn", "width": 2, "depth": 2, "steps": 2}],
-    }  # fmt: skip
+        "data_dir": str(tmp_path / "data"),
+        "train_images": 64,
+        "probe_size": 30,
+        "out": str(tmp_path / "out"),
+        "name": "tiny",
+        "models": [
+            {"family": "mlp", "width": 8, "depth": 1, "steps": 2},
+            {"family": "mlp", "width": 16, "depth": 2, "steps": 3, "seed": 1},
+            {"family": "cnn", "width": 2, "depth": 2, "steps": 2},
+        ],
+    }
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
     main(["population", "--config", str(tmp_path / "tiny.yaml")])
     printed = capsys.readouterr().out
@@ -53,15 +60,19 @@ def test_population_runs_end_to_end_on_three_tiny_models(tmp_path, capsys):
         assert float(row["sigma"]) == pytest.approx(math.sqrt(int(row["dim_z"])))  # sigma = sqrt(dim Z)
         assert all(math.isfinite(float(row[key])) for key in MEASURES)
     table = read_rows(tmp_path / "out" / "tiny_correlations.csv")
-    assert [(row["group"], row["measure"]) for row in table] == [(g, m) for g in ("all", "cnn", "mlp") for m in MEASURES]
+    assert [(row["group"], row["measure"]) for row in table] == [
+        (g, m) for g in ("all", "cnn", "mlp") for m in MEASURES
+    ]
     assert {row["group"]: row["n"] for row in table} == {"all": "3", "cnn": "1", "mlp": "2"}
     assert (tmp_path / "out" / "tiny.png").stat().st_size > 10_000
 
 
 def test_correlations_follow_a_known_relation_and_refuse_constant_columns():
     accuracy = np.linspace(0.1, 0.9, 8)
-    rows = [{"accuracy": a, "dse": a**3, "dsmi_y": 2.0, "dsmi_x": -a, "cse": math.nan, "csmi_y": a, "rankme": a}
-            for a in accuracy]  # fmt: skip
+    rows = [
+        {"accuracy": a, "dse": a**3, "dsmi_y": 2.0, "dsmi_x": -a, "cse": math.nan, "csmi_y": a, "rankme": a}
+        for a in accuracy
+    ]
     table = {entry["measure"]: entry for entry in correlations(rows)}
     assert table["dse"]["spearman_rho"] == pytest.approx(1.0) and 0.9 < table["dse"]["pearson_r"] < 1.0
     assert table["dse"]["spearman_p"] < 1e-3
@@ -108,8 +119,22 @@ def test_model_specs_are_validated():
 
 def test_init_sweep_runs_from_tiny_mnist_files_and_dse_rises_with_the_std(tmp_path, capsys):
     write_mnist(tmp_path / "data", n_train=4, n_test=12)
-    main(["init-sweep", "--data-dir", str(tmp_path / "data"), "--n-images", "12", "--image-size", "32",
-          "--stds", "0.001", "0.1", "--out", str(tmp_path / "out")])  # fmt: skip
+    main(
+        [
+            "init-sweep",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--n-images",
+            "12",
+            "--image-size",
+            "32",
+            "--stds",
+            "0.001",
+            "0.1",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     rows = read_rows(tmp_path / "out" / "init_sweep.csv")
     assert [float(row["conv_std"]) for row in rows] == [0.001, 0.1] and rows[0]["n"] == "12"
     assert float(rows[0]["dse"]) < 0.1  # Z shrinks to a point
@@ -139,7 +164,9 @@ def _plain_model(name, pretrained):
 
 def test_imagenet_study_pipeline_without_timm(tiny_imagenet_val, tmp_path):
     accuracies = {"a": 0.5, "bb": 0.6, "ccc": 0.7}
-    rows = run_study(tiny_imagenet_val, ["a", "bb", "ccc", "dddd"], accuracies, factory=_plain_model, per_class=2, copies=2)
+    rows = run_study(
+        tiny_imagenet_val, ["a", "bb", "ccc", "dddd"], accuracies, factory=_plain_model, per_class=2, copies=2
+    )
     assert [row["model"] for row in rows] == ["a", "bb", "ccc", "dddd"] and math.isnan(rows[3]["accuracy"])
     assert all(row["family"] == "cnn" and row["sigma"] == pytest.approx(math.sqrt(8)) for row in rows)
     assert all(0.0 <= row["dse"] <= math.log2(80) for row in rows)
@@ -158,8 +185,20 @@ def test_imagenet_copies_are_fixed_by_the_seed(tiny_imagenet_val):
 def test_imagenet_study_with_random_timm_models(tiny_imagenet_val, tmp_path, capsys):
     timm = pytest.importorskip("timm")
     (tmp_path / "acc.csv").write_text("model,top1\ntest_resnet,61.0\ntest_vit,55.5\ntest_efficientnet,70.25\n")
-    main_args = ["--imagenet-val", str(tiny_imagenet_val), "--accuracy-csv", str(tmp_path / "acc.csv"), "--all-from-csv",
-                 "--no-pretrained", "--per-class", "2", "--copies", "1", "--out", str(tmp_path / "out")]  # fmt: skip
+    main_args = [
+        "--imagenet-val",
+        str(tiny_imagenet_val),
+        "--accuracy-csv",
+        str(tmp_path / "acc.csv"),
+        "--all-from-csv",
+        "--no-pretrained",
+        "--per-class",
+        "2",
+        "--copies",
+        "1",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     from experiments.population.imagenet import main as imagenet_main
 
     imagenet_main(main_args)

@@ -12,7 +12,6 @@ from experiments.toy import run_study
 from experiments.toy.data import corrupt_labels, gaussian_blobs, random_walk_tree, subspace_points
 from experiments.toy.dimension import DimensionGrid
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -69,8 +68,17 @@ def test_subspace_and_blob_generators():
 
 
 def test_dimension_quick_grid_through_the_cli(tmp_path, monkeypatch):
-    tiny = DimensionGrid(n=40, dim=64, intrinsic_dims=(2, 64), distributions=("uniform",), noises=(0.01,),
-                         sigma=2.0, repetitions=1, mix_sizes=(16,), mix_weights=(0.0, 1.0))
+    tiny = DimensionGrid(
+        n=40,
+        dim=64,
+        intrinsic_dims=(2, 64),
+        distributions=("uniform",),
+        noises=(0.01,),
+        sigma=2.0,
+        repetitions=1,
+        mix_sizes=(16,),
+        mix_weights=(0.0, 1.0),
+    )
     monkeypatch.setattr(DimensionGrid, "quick", classmethod(lambda cls: tiny))
     main(["toy", "dimension", "--out", str(tmp_path), "--quick"])
     columns, rows = _read(tmp_path / "dimension.csv")
@@ -94,7 +102,9 @@ def test_corruption_quick_grid(tmp_path):
 
 
 def test_blobs_quick_grid(tmp_path):
-    run_study("blobs", tmp_path, quick=True, n=90, corruption_dims=(5,), fractions=(0.0, 1.0), dims=(5, 200), mine_epochs=2)
+    run_study(
+        "blobs", tmp_path, quick=True, n=90, corruption_dims=(5,), fractions=(0.0, 1.0), dims=(5, 200), mine_epochs=2
+    )
     columns, rows = _read(tmp_path / "blobs.csv")
     assert columns == ["sweep", "D", "n", "r", "repetition", "estimator", "solver", "epochs", "value", "seconds"]
     estimators = ["DSMI", "CSMI_5", "CSMI_10", "CSMI_100", "KSG", "MINE"]

@@ -28,8 +28,9 @@ def test_standard_nt_xent_matches_its_definition_on_a_tiny_case():
 
 
 def test_linear_probe_learns_a_separable_toy_problem():
-    module = ExperimentModule(backbone="mlp", image_size=4, in_channels=1, num_classes=2, regime="contrastive",
-                              linear_probe_epochs=30)  # fmt: skip
+    module = ExperimentModule(
+        backbone="mlp", image_size=4, in_channels=1, num_classes=2, regime="contrastive", linear_probe_epochs=30
+    )
     # The paper's N(0, 0.001) Linear init makes an untrained MLP's features ~1e-6; the probe
     # is tested on informative features: the pixels themselves.
     module.backbone, module.head = nn.Flatten(), nn.Linear(16, 2)

@@ -17,6 +17,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for lightning_helpers
 
 from dse_callback import DSETracker  # noqa: E402
+
 from lightning_helpers import make_classes  # noqa: E402
 
 
@@ -59,8 +60,12 @@ def main(out_dir: str, namespace: str = "pytorch_lightning") -> None:
     logged = {key: float(value) for key, value in trainer.callback_metrics.items() if "/" in key}
     single = DSETracker(probe=data.val_set, **options).measure(model, 2)  # the same weights, one process
     report = {
-        "logged": logged, "history_epochs": sorted(monitor.history), "best": checkpoint.best_model_path,
-        "probe_calls": counter.calls, "probe_rows": counter.rows, "one_process": single,
+        "logged": logged,
+        "history_epochs": sorted(monitor.history),
+        "best": checkpoint.best_model_path,
+        "probe_calls": counter.calls,
+        "probe_rows": counter.rows,
+        "one_process": single,
         "history": {str(epoch): rows["Z"] for epoch, rows in monitor.history.items()},
     }
     with open(os.path.join(out_dir, f"rank{trainer.global_rank}.json"), "w") as stream:

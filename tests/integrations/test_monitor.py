@@ -12,6 +12,7 @@ from torch import nn
 from dse_callback import BandwidthWarning, DSEMonitor
 from dse_callback.measure import measurer as measurement_module
 from dse_callback.measure.measurer import DSEMonitorWarning
+
 from lightning_helpers import blob_data, make_classes
 
 TinyClassifier, BlobData = make_classes(pl)
@@ -221,7 +222,7 @@ def test_a_failing_metric_logs_nan_while_the_others_go_on(tmp_path, monkeypatch)
     def broken(*args, **kwargs):
         raise torch.linalg.LinAlgError("simulated failure")
 
-    monkeypatch.setattr(measurement_module, "diffusion_spectral_mutual_information", broken)
+    monkeypatch.setattr("dse_callback.measure.metrics.diffusion_spectral_mutual_information", broken)
     with pytest.warns(DSEMonitorWarning, match="could not compute dsmi_y"):
         trainer, _ = fit(tmp_path, DSEMonitor(metrics=("dse", "dsmi_y")), max_epochs=1)
     assert math.isnan(float(trainer.callback_metrics["dsmi/Z_Y"]))
@@ -265,8 +266,13 @@ def test_the_lightning_namespace_has_its_own_monitor(tmp_path):
     TinyModel, Data = make_classes(lightning.pytorch)
     monitor = LightningDSEMonitor(metrics=("dse", "dsmi_y"))
     trainer = lightning.pytorch.Trainer(
-        max_epochs=1, accelerator="cpu", logger=lightning.pytorch.loggers.CSVLogger(str(tmp_path)),
-        callbacks=[monitor], enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
+        max_epochs=1,
+        accelerator="cpu",
+        logger=lightning.pytorch.loggers.CSVLogger(str(tmp_path)),
+        callbacks=[monitor],
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
     )
     trainer.fit(TinyModel(), datamodule=Data())
     assert sorted(monitor.history) == [0, 1]

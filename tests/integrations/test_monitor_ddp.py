@@ -13,9 +13,17 @@ SCRIPT = pathlib.Path(__file__).with_name("ddp_script.py")
 @pytest.mark.parametrize("namespace", ["pytorch_lightning", "lightning.pytorch"])
 def test_two_cpu_processes_log_the_same_values_and_finish(tmp_path, namespace):
     pytest.importorskip(namespace)
-    environment = {key: value for key, value in os.environ.items() if not key.startswith(("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_"))}
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_"))
+    }
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), str(tmp_path), namespace], capture_output=True, text=True, timeout=600, env=environment
+        [sys.executable, str(SCRIPT), str(tmp_path), namespace],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=environment,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]

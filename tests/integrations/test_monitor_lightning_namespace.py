@@ -12,6 +12,7 @@ from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 
 from dse_callback.lightning import DSEMonitor  # noqa: E402
 from dse_callback.measure.measurer import DSEMonitorWarning  # noqa: E402
+
 from lightning_helpers import make_classes  # noqa: E402
 
 TinyClassifier, BlobData = make_classes(lightning.pytorch)
@@ -21,8 +22,15 @@ def fit(tmp_path, callbacks, max_epochs=2, model=None, ckpt_path=None, **kwargs)
     lightning.pytorch.seed_everything(0, verbose=False)
     kwargs.setdefault("enable_checkpointing", False)
     trainer = lightning.pytorch.Trainer(
-        max_epochs=max_epochs, accelerator="cpu", devices=1, logger=CSVLogger(str(tmp_path), name="run"),
-        callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False, deterministic=True, **kwargs,
+        max_epochs=max_epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=CSVLogger(str(tmp_path), name="run"),
+        callbacks=callbacks,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        deterministic=True,
+        **kwargs,
     )
     model = model or TinyClassifier()
     trainer.fit(model, datamodule=BlobData(), ckpt_path=ckpt_path)

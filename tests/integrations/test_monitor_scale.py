@@ -6,11 +6,12 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from test_monitor import fit, read_csv, trainer_for
 from torch.utils.data import Dataset
 
 from dse_callback import DSEMonitor
+
 from lightning_helpers import blob_data, make_classes
-from test_monitor import fit, read_csv, trainer_for
 
 TinyClassifier, BlobData = make_classes(pl)
 METRICS = ("dse", "dsmi_y", "dsmi_x")
@@ -57,7 +58,9 @@ def test_async_values_equal_sync_and_every_epoch_is_there_after_fit(tmp_path):
     synced = [row for row in read_csv(f"{trainer_sync.log_dir}/metrics.csv") if row.get("dse/Z")]
     late = sorted((int(r["step"]), float(r["dse/Z"])) for r in logged)  # logged when ready, at the probe's step
     in_time = sorted((int(r["step"]), float(r["dse/Z"])) for r in synced)  # pl_module.log stores float32
-    assert [s for s, _ in late] == [s for s, _ in in_time] and [v for _, v in late] == pytest.approx([v for _, v in in_time])
+    assert [s for s, _ in late] == [s for s, _ in in_time] and [v for _, v in late] == pytest.approx(
+        [v for _, v in in_time]
+    )
     assert len(read_csv(f"{trainer_async.log_dir}/dse_history.csv")) == 4
 
 

@@ -14,8 +14,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from dse_callback import DSEMonitor, DSETracker
-from dse_callback.probe.batches import BatchFormatError
 from dse_callback.measure.measurer import DSEMonitorWarning, Measurer
+from dse_callback.measure.settings import MeasureSettings
+from dse_callback.probe.batches import BatchFormatError
+
 from lightning_helpers import blob_data, make_classes
 
 TinyClassifier, BlobData = make_classes(pl)
@@ -25,8 +27,14 @@ FOUR_LAYERS = ["backbone.0", "backbone.1", "backbone.2", "head"]
 def fit(tmp_path, monitor, model=None, data=None, max_epochs=1, **kwargs):
     pl.seed_everything(0, verbose=False)
     trainer = pl.Trainer(
-        max_epochs=max_epochs, accelerator="cpu", devices=1, logger=CSVLogger(str(tmp_path), name="run"),
-        callbacks=[monitor], enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+        max_epochs=max_epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=CSVLogger(str(tmp_path), name="run"),
+        callbacks=[monitor],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
         **kwargs,
     )
     trainer.fit(model or TinyClassifier(), datamodule=data or BlobData())
@@ -48,8 +56,12 @@ class ForwardSpy:
 
 @pytest.mark.parametrize(
     "precision, input_dtype, autocast",
-    [("bf16-true", torch.bfloat16, False), ("bf16-mixed", torch.float32, True), ("16-true", torch.float16, False),
-     ("64-true", torch.float64, False)],
+    [
+        ("bf16-true", torch.bfloat16, False),
+        ("bf16-mixed", torch.float32, True),
+        ("16-true", torch.float16, False),
+        ("64-true", torch.float64, False),
+    ],
 )
 def test_the_probe_runs_under_the_trainers_precision_and_logs_finite_values(tmp_path, precision, input_dtype, autocast):
     spy = ForwardSpy()
@@ -79,12 +91,22 @@ class DictBlobs(Dataset):
 def test_dict_batches_measure_the_same_values_as_tuples():
     model = TinyClassifier()
     x, y = blob_data(40, seed=1)
-    as_tuples = DSETracker(probe=(x, y), metrics=("dse", "dsmi_y"), batch_size=16).measure(model, 0)
-    as_dicts = DSETracker(probe=DictBlobs(40, seed=1), input_key="image", label_key="label", metrics=("dse", "dsmi_y"),
-                          batch_size=16).measure(model, 0)
+    as_tuples = DSETracker(probe=(x, y), metrics=("dse", "dsmi_y"), probe_batch_size=16).measure(model, 0)
+    as_dicts = DSETracker(
+        probe=DictBlobs(40, seed=1),
+        input_key="image",
+        label_key="label",
+        metrics=("dse", "dsmi_y"),
+        probe_batch_size=16,
+    ).measure(model, 0)
     assert (as_dicts["dse/Z"], as_dicts["dsmi/Z_Y"]) == (as_tuples["dse/Z"], as_tuples["dsmi/Z_Y"])
-    by_callable = DSETracker(probe=DictBlobs(40, seed=1), batch_to_inputs=lambda b: b["inputs"]["image"],
-                             label_key="label", metrics=("dse",), batch_size=16).measure(model, 0)
+    by_callable = DSETracker(
+        probe=DictBlobs(40, seed=1),
+        batch_to_inputs=lambda b: b["inputs"]["image"],
+        label_key="label",
+        metrics=("dse",),
+        probe_batch_size=16,
+    ).measure(model, 0)
     assert by_callable["dse/Z"] == as_tuples["dse/Z"]
 
 
@@ -136,7 +158,7 @@ def test_a_forward_that_raises_during_the_probe_warns_once_logs_nan_and_training
 
 def test_four_layers_cost_one_forward_call_per_probe_batch(tmp_path):
     spy = ForwardSpy()
-    monitor = DSEMonitor(layers=FOUR_LAYERS, metrics=("dse", "dsmi_y", "dsmi_x"), batch_size=16, forward=spy)
+    monitor = DSEMonitor(layers=FOUR_LAYERS, metrics=("dse", "dsmi_y", "dsmi_x"), probe_batch_size=16, forward=spy)
     trainer = fit(tmp_path, monitor)
     assert spy.calls == 2 * math.ceil(60 / 16)  # baseline and one epoch, 4 batches each
     for name in FOUR_LAYERS:
@@ -196,7 +218,7 @@ def test_rankme_metric_matches_the_effective_rank_of_known_singular_values():
     z = u @ torch.diag(singular) @ v.T
     p = singular.numpy() / singular.sum().item() + 1e-7
     expected = float(np.exp(-(p * np.log(p)).sum()))
-    measured = Measurer(("rankme",)).measure({"Z": z}, None, None)
+    measured = Measurer(MeasureSettings(metrics=("rankme",))).measure({"Z": z}, None, None)
     assert measured.values["Z"]["rankme"] == pytest.approx(expected, abs=1e-9)
-    equal = Measurer(("rankme",)).measure({"Z": torch.eye(6, dtype=torch.float64)}, None, None)
+    equal = Measurer(MeasureSettings(metrics=("rankme",))).measure({"Z": torch.eye(6, dtype=torch.float64)}, None, None)
     assert equal.values["Z"]["rankme"] == pytest.approx(6.0, abs=1e-5)

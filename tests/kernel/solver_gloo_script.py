@@ -42,8 +42,13 @@ def worker(rank: int, world: int, port: int, out: str, n: int) -> None:
     )
     # Only rank 0's budget is too small to store its rows: both ranks must then go blocked.
     mixed = diffusion_spectral_entropy(
-        z[rows], solver="slq", seed=5, distributed=True, memory_budget=2**16 if rank == 0 else None,
-        warn_saturation=False, return_details=True,
+        z[rows],
+        solver="slq",
+        seed=5,
+        distributed=True,
+        memory_budget=2**16 if rank == 0 else None,
+        warn_saturation=False,
+        return_details=True,
     )
     results["dse_mixed_budget"] = [mixed.value, mixed.storage]
     results["dsmi"] = diffusion_spectral_mutual_information(

@@ -6,7 +6,6 @@ import types
 import pytest
 import torch
 
-from call_trace import KERNEL_LAYERS, trace_calls, upward_calls
 from dse_callback import (
     classic_shannon_mutual_information,
     diffusion_spectral_entropy,
@@ -14,6 +13,8 @@ from dse_callback import (
     diffusion_spectrum,
 )
 from dse_callback.kernel.solvers import run
+
+from call_trace import KERNEL_LAYERS, trace_calls, upward_calls
 
 Z = torch.randn(300, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
 LABELS = torch.arange(300) % 3

@@ -4,15 +4,18 @@ import torch
 from sklearn.cluster import SpectralClustering
 from sklearn.metrics import adjusted_rand_score
 
-from conftest import make_blobs, requires_cuda
 from dse_callback import discretize_reference, downsample_images, spectral_clusters
 from dse_callback.kernel.reference.binning import bin_rows
 
+from conftest import make_blobs, requires_cuda
+
 
 def sklearn_clusters(points, k):
-    return SpectralClustering(
-        k, affinity="nearest_neighbors", n_neighbors=10, assign_labels="cluster_qr", random_state=0
-    ).fit(points).labels_
+    return (
+        SpectralClustering(k, affinity="nearest_neighbors", n_neighbors=10, assign_labels="cluster_qr", random_state=0)
+        .fit(points)
+        .labels_
+    )
 
 
 def test_blobs_agree_with_scikit_learn_and_the_truth():

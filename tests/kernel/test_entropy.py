@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_blobs, requires_cuda
 from dse_callback import (
     BandwidthWarning,
     EigensolverFallbackWarning,
@@ -16,6 +15,8 @@ from dse_callback import (
     diffusion_spectrum,
 )
 from dse_callback.kernel.solvers import exact as spectrum_module
+
+from conftest import make_blobs, requires_cuda
 
 
 def dse(z, **kwargs):
@@ -210,9 +211,7 @@ def test_gpu_matches_cpu(blobs):
 def test_cse_matches_the_reference(uniform_noise, blobs, mnist_test_images):
     for points in (uniform_noise[:, :6], blobs[0], mnist_test_images[0][:500]):
         for bins in (2, 3):
-            reference = dse_dsmi.diffusion_spectral_entropy(
-                points, classic_shannon_entropy=True, num_bins_per_dim=bins
-            )
+            reference = dse_dsmi.diffusion_spectral_entropy(points, classic_shannon_entropy=True, num_bins_per_dim=bins)
             assert abs(classic_shannon_entropy(points, bins_per_dim=bins) - reference) <= 1e-6
 
 

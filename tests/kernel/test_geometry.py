@@ -6,8 +6,8 @@ import torch
 
 from dse_callback import diffusion_operator
 from dse_callback.kernel.geometry.affinity import check_matrix_fits, diffusion_affinity_
-from dse_callback.kernel.geometry.distances import full_precision_matmul, pairwise_squared_distances_
 from dse_callback.kernel.geometry.bandwidth import median_bandwidth
+from dse_callback.kernel.geometry.distances import full_precision_matmul, pairwise_squared_distances_
 
 
 def test_squared_distances_match_cdist_with_exact_zero_diagonal():
@@ -38,7 +38,7 @@ def test_batched_distances_equal_one_by_one():
 def test_affinity_is_the_symmetric_normalization_of_the_gaussian_kernel():
     z = torch.randn(30, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3)) * 5
     sigma = 2.5
-    kernel = torch.exp(-torch.cdist(z, z) ** 2 / (2 * sigma**2))
+    kernel = torch.exp(-(torch.cdist(z, z) ** 2) / (2 * sigma**2))
     degree = kernel.sum(1)
     expected = kernel / torch.sqrt(degree[:, None] * degree[None, :])
     affinity = diffusion_affinity_(pairwise_squared_distances_(z), sigma)

@@ -40,15 +40,15 @@ def test_dsmi_with_continuous_scalars_matches_the_reference(blobs):
 def test_dsmi_with_precomputed_clusters_of_real_images_matches_the_reference(mnist_test_images):
     images, _ = mnist_test_images
     images = images[:800]
-    clusters = SpectralClustering(
-        10, affinity="nearest_neighbors", assign_labels="cluster_qr", random_state=0
-    ).fit(images).labels_
+    clusters = (
+        SpectralClustering(10, affinity="nearest_neighbors", assign_labels="cluster_qr", random_state=0)
+        .fit(images)
+        .labels_
+    )
     representation = images @ np.random.default_rng(3).normal(size=(784, 32))  # a random linear "layer"
     for sigma in (10.0, 30.0):
         ours = dsmi(representation, clusters, sigma=sigma, sampler="python_random")
-        theirs = reference_dsmi(
-            representation, images, precomputed_clusters=clusters, gaussian_kernel_sigma=sigma
-        )
+        theirs = reference_dsmi(representation, images, precomputed_clusters=clusters, gaussian_kernel_sigma=sigma)
         assert abs(ours - theirs) <= 1e-6
 
 
@@ -119,7 +119,9 @@ def test_joint_subsampling_keeps_points_and_labels_paired(blobs):
     points, labels = blobs
     # Labels that follow the points stay informative after subsampling.
     subsampled = dsmi(torch.as_tensor(points), torch.as_tensor(labels), max_samples=200)
-    shuffled = dsmi(torch.as_tensor(points), torch.as_tensor(np.random.default_rng(0).permutation(labels)), max_samples=200)
+    shuffled = dsmi(
+        torch.as_tensor(points), torch.as_tensor(np.random.default_rng(0).permutation(labels)), max_samples=200
+    )
     assert subsampled > 0.4 and abs(shuffled) < 0.15
 
 

@@ -9,10 +9,11 @@ import torch
 
 import dse_callback.kernel.solvers.batched as batched
 import dse_callback.kernel.solvers.run as run
-from conftest import make_blobs
 from dse_callback import diffusion_spectral_mutual_information
-from dse_callback.solvers import SLQOptions
 from dse_callback.kernel.solvers.slq import student_quantile
+from dse_callback.solvers import SLQOptions
+
+from conftest import make_blobs
 
 
 def dsmi(z, reference, **kwargs):

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_blobs
 from dse_callback import diffusion_spectral_entropy
 from dse_callback.solvers import DSEEstimate, SLQOptions
+
+from conftest import make_blobs
 
 SEEDS = range(5)
 

@@ -2,9 +2,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from dse_callback.measure.measurer import Measurer
-from dse_callback.measure.shared import measure_shared
 from dse_callback.distributed.sharding import torch_all_gather
+from dse_callback.measure.measurer import Measurer
+from dse_callback.measure.settings import MeasureSettings
+from dse_callback.measure.shared import measure_shared
 
 WORLD = 2
 METRICS = ("dse", "dsmi_y", "cse", "rankme")
@@ -21,8 +22,22 @@ def _worker(rank, rendezvous, results):
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=WORLD)
     try:
         representations, labels = inputs()
-        measured = measure_shared(Measurer(METRICS), representations, labels, None, None, rank, WORLD, torch_all_gather())
-        saved = {"values": measured.values, "sigma": measured.sigma, "spectra": measured.spectra, "details": measured.details}
+        measured = measure_shared(
+            Measurer(MeasureSettings(metrics=METRICS)),
+            representations,
+            labels,
+            None,
+            None,
+            rank,
+            WORLD,
+            torch_all_gather(),
+        )
+        saved = {
+            "values": measured.values,
+            "sigma": measured.sigma,
+            "spectra": measured.spectra,
+            "details": measured.details,
+        }
         torch.save(saved, f"{results}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -32,7 +47,7 @@ def test_two_ranks_split_the_metric_work_and_both_get_the_one_process_values(tmp
     # spawn, not fork: a child forked after this process ran OpenMP kernels can deadlock in them
     mp.start_processes(_worker, args=(str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=WORLD, start_method="spawn")
     representations, labels = inputs()
-    single = Measurer(METRICS).measure(representations, labels, None)
+    single = Measurer(MeasureSettings(metrics=METRICS)).measure(representations, labels, None)
     for rank in range(WORLD):
         result = torch.load(tmp_path / f"rank{rank}.pt", weights_only=False)
         assert result["values"] == single.values and result["sigma"] == single.sigma
@@ -44,8 +59,8 @@ def test_two_ranks_split_the_metric_work_and_both_get_the_one_process_values(tmp
 
 def test_one_process_is_the_plain_measurement():
     representations, labels = inputs()
-    shared = measure_shared(Measurer(METRICS), representations, labels, None, None, 0, 1, None)
-    assert shared.values == Measurer(METRICS).measure(representations, labels, None).values
+    shared = measure_shared(Measurer(MeasureSettings(metrics=METRICS)), representations, labels, None, None, 0, 1, None)
+    assert shared.values == Measurer(MeasureSettings(metrics=METRICS)).measure(representations, labels, None).values
 
 
 def _sharded_worker(rank, rendezvous, results):
@@ -67,8 +82,16 @@ def _sharded_worker(rank, rendezvous, results):
     run.DiffusionOperator, batched.BatchedDiffusionOperator = counting_operator, counting_batch
     try:
         representations, labels = sharded_inputs()
-        measured = measure_shared(Measurer(METRICS, solver="slq"), representations, labels, None, None, rank, WORLD,
-                                  torch_all_gather())  # fmt: skip
+        measured = measure_shared(
+            Measurer(MeasureSettings(metrics=METRICS, solver="slq")),
+            representations,
+            labels,
+            None,
+            None,
+            rank,
+            WORLD,
+            torch_all_gather(),
+        )
         torch.save(
             {"values": measured.values, "details": measured.details, "rows": built_rows, "batches": built_batches},
             f"{results}/rank{rank}.pt",
@@ -84,9 +107,11 @@ def sharded_inputs():
 
 
 def test_an_slq_dse_runs_on_every_rank_each_building_its_own_kernel_rows(tmp_path):
-    mp.start_processes(_sharded_worker, args=(str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=WORLD, start_method="spawn")
+    mp.start_processes(
+        _sharded_worker, args=(str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=WORLD, start_method="spawn"
+    )
     representations, labels = sharded_inputs()
-    single = Measurer(METRICS, solver="slq").measure(representations, labels, None)
+    single = Measurer(MeasureSettings(metrics=METRICS, solver="slq")).measure(representations, labels, None)
     results = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=False) for rank in range(WORLD)]
     # N = 301 over 2 ranks: the DSE kernel is split 151 + 150 rows; DSMI's 3 classes of
     # (5 + 1) subsets of about 100 points are built whole, one batch per class, by the one

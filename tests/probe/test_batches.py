@@ -44,4 +44,6 @@ def test_errors_show_the_batch_and_name_the_option():
 def test_describe_batch_abbreviates_deep_and_wide_batches():
     assert describe_batch({"a": {"b": {"c": {"d": 1}}}}) == "{'a': {'b': {'c': ...}}}"
     assert describe_batch(list(range(10))) == "[0, 1, 2, 3, 4, 5, 6, 7, ...]"
-    assert describe_batch((torch.zeros(2, dtype=torch.bfloat16), "name", None)) == "(Tensor(bfloat16, [2]), 'name', None)"
+    assert (
+        describe_batch((torch.zeros(2, dtype=torch.bfloat16), "name", None)) == "(Tensor(bfloat16, [2]), 'name', None)"
+    )

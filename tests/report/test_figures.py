@@ -10,6 +10,7 @@ from dse_callback import DSEMonitor
 from dse_callback.report.figures import close_figure, information_plane_figure
 from experiments.cli import main
 from experiments.plot import plot_information_plane, read_histories, read_history
+
 from lightning_helpers import make_classes
 
 TinyClassifier, BlobData = make_classes(pl)
@@ -22,8 +23,13 @@ def layered_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("plane")
     pl.seed_everything(0, verbose=False)
     trainer = pl.Trainer(
-        max_epochs=1, accelerator="cpu", devices=1, logger=TensorBoardLogger(str(root), name="run"),
-        callbacks=[DSEMonitor(layers=LAYERS)], enable_progress_bar=False, enable_model_summary=False,
+        max_epochs=1,
+        accelerator="cpu",
+        devices=1,
+        logger=TensorBoardLogger(str(root), name="run"),
+        callbacks=[DSEMonitor(layers=LAYERS)],
+        enable_progress_bar=False,
+        enable_model_summary=False,
         enable_checkpointing=False,
     )
     trainer.fit(TinyClassifier(), datamodule=BlobData())

@@ -11,7 +11,6 @@ import torch
 from ..validation import check_positive
 from .distances import centered_with_squared_norms, squared_distances_from_rows
 
-
 # Rows of the distance matrix used to estimate the median distance for sigma="median".
 _MEDIAN_ROWS = 2048
 

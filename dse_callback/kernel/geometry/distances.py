@@ -10,7 +10,7 @@ transformed in place. The lowest layer of the kernel: it imports nothing of the 
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 

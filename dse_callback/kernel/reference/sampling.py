@@ -17,9 +17,7 @@ import torch
 SAMPLERS = ("torch", "python_random")
 
 
-def random_subsets(
-    n_total: int, size: int, repetitions: int, *, seed: int, sampler: str = "torch"
-) -> torch.Tensor:
+def random_subsets(n_total: int, size: int, repetitions: int, *, seed: int, sampler: str = "torch") -> torch.Tensor:
     """Draw `repetitions` subsets of `size` distinct indices from range(n_total).
 
     Each subset is drawn without replacement; subsets are independent of each other.
@@ -40,9 +38,9 @@ def random_subsets(
     """
     if sampler == "python_random":
         rng = random.Random(seed)
-        return torch.tensor(
-            [rng.sample(range(n_total), k=size) for _ in range(repetitions)], dtype=torch.long
-        ).reshape(repetitions, size)
+        return torch.tensor([rng.sample(range(n_total), k=size) for _ in range(repetitions)], dtype=torch.long).reshape(
+            repetitions, size
+        )
     if sampler == "torch":
         generator = torch.Generator(device="cpu").manual_seed(seed)
         keys = torch.rand(repetitions, n_total, generator=generator)
@@ -50,9 +48,7 @@ def random_subsets(
     raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
 
 
-def subsample_rows(
-    n_total: int, max_samples: int | None, *, seed: int, sampler: str = "torch"
-) -> torch.Tensor | None:
+def subsample_rows(n_total: int, max_samples: int | None, *, seed: int, sampler: str = "torch") -> torch.Tensor | None:
     """Indices of a seeded subset of `max_samples` rows, or None when all rows are kept."""
     if max_samples is None or n_total <= max_samples:
         return None

@@ -23,6 +23,7 @@ from .krylov import lanczos_quadrature
 from .operator import memory_budget_bytes, row_sums_float64
 from .slq import entropy_and_stderr, probe_estimates
 
+
 class BatchedDiffusionOperator:
     """B diffusion operators A (B, n, n) of point sets (B, n, D), stored, as products only.
 
@@ -39,7 +40,9 @@ class BatchedDiffusionOperator:
         scale = degree.rsqrt().to(dtype)
         self.matrices = kernel.mul_(scale.unsqueeze(-1)).mul_(scale.unsqueeze(-2))
         self.trace = degree.reciprocal().sum(dim=-1)
-        self.frobenius_squared = row_sums_float64(self.matrices.reshape(b * n, n), square=True).reshape(b, n).sum(dim=-1)
+        self.frobenius_squared = (
+            row_sums_float64(self.matrices.reshape(b * n, n), square=True).reshape(b, n).sum(dim=-1)
+        )
         root = degree.sqrt()
         self.top_vector = root / root.norm(dim=-1, keepdim=True)
         self.products = 0
@@ -58,7 +61,12 @@ def batch_fits(n_matrices: int, n: int, dtype: torch.dtype, device: torch.device
 
 
 def batched_slq_entropies(
-    points: torch.Tensor, bandwidth: float, t: float, dtype: torch.dtype, generator: torch.Generator, options: SLQOptions
+    points: torch.Tensor,
+    bandwidth: float,
+    t: float,
+    dtype: torch.dtype,
+    generator: torch.Generator,
+    options: SLQOptions,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """slq DSE estimates of B point sets of equal size at once.
 

@@ -14,7 +14,6 @@ import torch
 
 from ..errors import EigensolverFallbackWarning
 
-
 # Failures worth a retry: LinAlgError (a RuntimeError), CUDA out-of-memory (also one),
 # and NotImplementedError from backends without an eigensolver (MPS).
 _RETRYABLE = (RuntimeError, NotImplementedError)

@@ -36,7 +36,9 @@ def _orthonormal_continuation(basis: torch.Tensor, block: torch.Tensor) -> torch
     return block
 
 
-def top_eigenpairs(operator, generator: torch.Generator, *, block: int, depth: int, restarts: int, tolerance: float) -> TopPairs:
+def top_eigenpairs(
+    operator, generator: torch.Generator, *, block: int, depth: int, restarts: int, tolerance: float
+) -> TopPairs:
     """The top Ritz pairs of A, by restarted block Krylov iteration with Rayleigh-Ritz.
 
     The eigenvector sqrt(deg)/||sqrt(deg)|| of eigenvalue 1 is known exactly and comes
@@ -122,12 +124,19 @@ def lanczos_quadrature(operator, deflation: torch.Tensor, starts: torch.Tensor, 
             break
         safe_beta = torch.where(alive, beta, torch.ones_like(beta)).unsqueeze(-2)
         vectors = torch.where(alive.unsqueeze(-2), product / safe_beta, torch.zeros_like(product))
-    tridiagonal = torch.diag_embed(alphas) + torch.diag_embed(betas[..., :-1], 1) + torch.diag_embed(betas[..., :-1], -1)
+    tridiagonal = (
+        torch.diag_embed(alphas) + torch.diag_embed(betas[..., :-1], 1) + torch.diag_embed(betas[..., :-1], -1)
+    )
     tridiagonal = tridiagonal.cpu()
     nodes, eigenvectors = torch.linalg.eigh(tridiagonal)
     start_weights = norms.cpu().to(torch.float64).square().unsqueeze(-1)
     radau_nodes, radau_vectors = _gauss_radau(tridiagonal, betas[..., -1].cpu(), nodes, eigenvectors)
-    return nodes, eigenvectors[..., 0, :].square() * start_weights, radau_nodes, radau_vectors[..., 0, :].square() * start_weights
+    return (
+        nodes,
+        eigenvectors[..., 0, :].square() * start_weights,
+        radau_nodes,
+        radau_vectors[..., 0, :].square() * start_weights,
+    )
 
 
 def _gauss_radau(tridiagonal: torch.Tensor, last_beta: torch.Tensor, nodes: torch.Tensor, eigenvectors: torch.Tensor):

@@ -13,7 +13,7 @@ Products run in the working dtype (float32 by default); vectors and sums are flo
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -82,7 +82,14 @@ class DiffusionOperator:
         the eigenvector of eigenvalue 1), products (columns multiplied so far).
     """
 
-    def __init__(self, points: torch.Tensor, bandwidth: float, dtype: torch.dtype, layout: RowLayout, memory_budget: int | None = None):
+    def __init__(
+        self,
+        points: torch.Tensor,
+        bandwidth: float,
+        dtype: torch.dtype,
+        layout: RowLayout,
+        memory_budget: int | None = None,
+    ):
         self.layout, self.n, self.dtype, self.device = layout, points.shape[0], dtype, points.device
         self.threads = torch.get_num_threads()
         self._scale = -1.0 / (2.0 * bandwidth * bandwidth)
@@ -153,7 +160,9 @@ class DiffusionOperator:
         squared_scale = (s * s).to(self.dtype)
         for start, stop in self._chunks():
             kernel = self._kernel_rows(start, stop)
-            local[start - self.layout.lo : stop - self.layout.lo] = (kernel @ scaled) * s[start:stop, None].to(self.dtype)
+            local[start - self.layout.lo : stop - self.layout.lo] = (kernel @ scaled) * s[start:stop, None].to(
+                self.dtype
+            )
             if want_frobenius:
                 # sum_ij A_ij^2 = sum_i s_i^2 sum_j G_ij^2 s_j^2, fused into the first product.
                 row_sums = kernel.square_() @ squared_scale

@@ -68,8 +68,15 @@ def exact_solver(request: EntropyRequest) -> DSEEstimate:
     value = float(entropy_of_spectrum(eigenvalues, request.t))
     top = eigenvalues.sort(descending=True).values
     return DSEEstimate(
-        value=value, stderr=0.0, interval=(value, value), solver="exact", n=request.points.shape[0],
-        sigma=request.bandwidth, t=request.t, seconds=time.perf_counter() - start, top_eigenvalues=top,
+        value=value,
+        stderr=0.0,
+        interval=(value, value),
+        solver="exact",
+        n=request.points.shape[0],
+        sigma=request.bandwidth,
+        t=request.t,
+        seconds=time.perf_counter() - start,
+        top_eigenvalues=top,
     )
 
 
@@ -78,14 +85,22 @@ def slq_solver(request: EntropyRequest) -> DSEEstimate:
     if n < _SLQ_MIN_N:
         return exact_solver(request)
     start = time.perf_counter()
-    operator = DiffusionOperator(request.points, request.bandwidth, request.dtype, request.layout, request.memory_budget)
+    operator = DiffusionOperator(
+        request.points, request.bandwidth, request.dtype, request.layout, request.memory_budget
+    )
     options = request.options
     # Keep the Krylov basis (depth + 1) * block + 1 well inside N.
     block = max(1, min(options.block, (n // 2) // (options.depth + 1)))
     generator = torch.Generator(device="cpu").manual_seed(request.seed)
     with torch_threads(1):  # the operator's products still use every thread
-        pairs = top_eigenpairs(operator, generator, block=block, depth=options.depth,
-                               restarts=options.restarts, tolerance=options.tolerance)
+        pairs = top_eigenpairs(
+            operator,
+            generator,
+            block=block,
+            depth=options.depth,
+            restarts=options.restarts,
+            tolerance=options.tolerance,
+        )
         solver, stderr = "topk", 0.0
         low, high = top_k_bounds(operator.frobenius_squared, n, pairs) if request.t == 2 else (0.0, math.inf)
         value = (low + high) / 2
@@ -95,9 +110,17 @@ def slq_solver(request: EntropyRequest) -> DSEEstimate:
             half_width = student_quantile(options.probes - 1) * stderr
             low, high = value - half_width, value + half_width
     return DSEEstimate(
-        value=value, stderr=stderr, interval=(low, high), solver=solver, n=n, sigma=request.bandwidth,
-        t=request.t, seconds=time.perf_counter() - start, top_eigenvalues=pairs.values.cpu(),
-        storage="stored" if operator.stored else "blocked", products=operator.products,
+        value=value,
+        stderr=stderr,
+        interval=(low, high),
+        solver=solver,
+        n=n,
+        sigma=request.bandwidth,
+        t=request.t,
+        seconds=time.perf_counter() - start,
+        top_eigenvalues=pairs.values.cpu(),
+        storage="stored" if operator.stored else "blocked",
+        products=operator.products,
     )
 
 
@@ -109,7 +132,7 @@ def resolved_solver(solver: str, n: int, device: torch.device) -> str:
 
 
 def subset_solver(solver: str, size: int, n: int, device: torch.device) -> str:
-    """"exact" or "slq" for DSMI's subsets of `size` points drawn from N = `n` points.
+    """ "exact" or "slq" for DSMI's subsets of `size` points drawn from N = `n` points.
 
     "auto" keeps every term exact while the whole Z is (N <= EXACT_MAX_N), so a DSMI there
     matches the reference; above, subsets of BATCHED_SLQ_MIN_N points or more go slq.

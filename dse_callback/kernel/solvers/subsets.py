@@ -99,6 +99,13 @@ class DiffusionSubsetEntropies:
         plan, size = self.plan, len(rows)
         layout = split_layout(size) if plan.distributed else single_process_layout(size)
         return EntropyRequest(
-            self._slq_points[rows.to(plan.points.device)], plan.bandwidth, plan.t, plan.slq_dtype, plan.seed, layout,
-            plan.memory_budget, plan.options, solver="slq",
+            self._slq_points[rows.to(plan.points.device)],
+            plan.bandwidth,
+            plan.t,
+            plan.slq_dtype,
+            plan.seed,
+            layout,
+            plan.memory_budget,
+            plan.options,
+            solver="slq",
         )

@@ -1,0 +1,167 @@
+"""The options of a tracker and a monitor, each declared once, with its default, type and meaning.
+
+Three frozen dataclasses hold them: `ProbeSettings` (what is probed and how it is read and
+forwarded), `MeasureSettings` (which metrics, the bandwidth, the solver) and, for the
+adapters, `MonitorSettings` (when to probe, what to report). `DSETracker`, `DSEMonitor` and
+the Hugging Face callback take the fields as keyword arguments; `with_settings` writes them
+into each `__init__`'s signature (LightningCLI and `help()` read it) and `split_settings`
+sorts the keywords a call received back into the dataclasses. A new option is one field here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..kernel.validation import check_choice, check_positive, check_positive_int, check_precision
+from ..probe.capture import CAPTURE_MODES
+from .metrics import check_metrics
+
+
+def _option(default, doc: str):
+    return field(default=default, metadata={"doc": doc})
+
+
+def _check_optional_int(value, name: str, minimum: int) -> None:
+    if value is not None:
+        check_positive_int(value, name, minimum)
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """What the probe holds, and how its batches are read and forwarded."""
+
+    probe_size: int = _option(10_000, "at most this many probe samples, a fixed seeded subset")
+    probe_batch_size: int | None = _option(
+        None, "rows per probe forward call (no gradients are kept); None: 256 on the CPU, 1024 on a GPU"
+    )
+    num_workers: int | None = _option(
+        None, "DataLoader workers of the probe's one reading pass; None: the validation loader's, else a default"
+    )
+    max_cache_bytes: int | None = _option(
+        None, "a cap on the cached probe inputs; None: a quarter of the device's free memory"
+    )
+    capture: str = _option("input", 'record each watched layer\'s "input" or "output"')
+    input_size: int = _option(64, "images are downsampled so that no side exceeds this before clustering X")
+    input_key: str | None = _option(None, "key (or attribute) of the model's inputs in a batch, at any nesting level")
+    label_key: str | None = _option(None, "key (or attribute) of the labels in a batch, at any nesting level")
+    batch_to_inputs: Callable[[Any], Any] | None = _option(
+        None, "callable batch -> inputs, for any other batch layout (wins over input_key)"
+    )
+    forward: Callable[[Any, Any], Any] | None = _option(
+        None, "callable (model, inputs) for models not called as model(inputs)"
+    )
+
+    def __post_init__(self):
+        check_positive_int(self.probe_size, "probe_size", minimum=2)
+        _check_optional_int(self.probe_batch_size, "probe_batch_size", 1)
+        _check_optional_int(self.num_workers, "num_workers", 0)
+        _check_optional_int(self.max_cache_bytes, "max_cache_bytes", 0)
+        check_choice(self.capture, "capture", CAPTURE_MODES)
+        check_positive_int(self.input_size, "input_size")
+        for name in ("batch_to_inputs", "forward"):
+            value = getattr(self, name)
+            if value is not None and not callable(value):
+                raise TypeError(f"{name} must be a callable or None, got {value!r}")
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """Which metrics are measured, and how."""
+
+    metrics: Sequence[str] = _option(
+        ("dse", "dsmi_y", "dsmi_x"), "any of dse, dsmi_y, dsmi_x, cse, csmi_y, csmi_x, rankme"
+    )
+    sigma: float | str = _option(10.0, 'the Gaussian bandwidth: a number (the paper\'s 10), or "median"')
+    t: float = _option(1, "diffusion time")
+    solver: str = _option(
+        "auto", '"auto" (exact up to a size per device, slq with an error bar above), "exact" or "slq"'
+    )
+    precision: str | None = _option(None, '"float64", "float32", or None (float64 on the CPU, float32 on GPUs)')
+    n_input_clusters: int | None = _option(None, "clusters of X for DSMI(Z; X); None: the number of classes")
+    seed: int = _option(0, "seeds the probe's choice, the forward pass's RNG, the DSMI subsets and the clustering")
+    async_metrics: bool = _option(
+        False, "compute the metrics in a background thread on the primary process while training goes on"
+    )
+
+    def __post_init__(self):
+        object.__setattr__(self, "metrics", check_metrics(self.metrics))
+        check_positive(self.t, "t")
+        check_choice(self.solver, "solver", ("auto", "exact", "slq"))
+        check_precision(self.precision)
+        _check_optional_int(self.n_input_clusters, "n_input_clusters", 2)
+        check_positive_int(self.seed, "seed", minimum=0)
+        check_choice(self.async_metrics, "async_metrics", (False, True))
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """When an adapter probes, and what it reports beside the scalars."""
+
+    every_n_epochs: int = _option(1, "probe after every n-th training epoch (plus the epoch-0 baseline)")
+    log_spectrum: bool | None = _option(
+        None, "add the TensorBoard figures; None: when a TensorBoard logger and matplotlib are there"
+    )
+    record_metrics: Sequence[str] = _option(
+        (), 'names of other logged metrics (for example "val_acc") copied into each history row'
+    )
+
+    def __post_init__(self):
+        check_positive_int(self.every_n_epochs, "every_n_epochs")
+        check_choice(self.log_spectrum, "log_spectrum", (None, False, True))
+        object.__setattr__(self, "record_metrics", tuple(self.record_metrics))
+
+
+def settings_parameters(*classes) -> list[inspect.Parameter]:
+    """The fields of settings dataclasses as keyword-only parameters, with resolved types."""
+    parameters = []
+    for cls in classes:
+        hints = typing.get_type_hints(cls)
+        for option in dataclasses.fields(cls):
+            kind, annotation = inspect.Parameter.KEYWORD_ONLY, hints[option.name]
+            parameters.append(inspect.Parameter(option.name, kind, default=option.default, annotation=annotation))
+    return parameters
+
+
+def with_settings(*classes):
+    """Decorate an `__init__(self, ..., **options)`: its signature lists the classes' fields
+    in place of `**options`, so LightningCLI and `help()` see each option with its default."""
+
+    def decorate(init):
+        own = list(inspect.signature(init).parameters.values())
+        kept = [parameter for parameter in own if parameter.kind is not inspect.Parameter.VAR_KEYWORD]
+        parameters = kept + settings_parameters(*classes)
+        init.__signature__ = inspect.Signature(parameters)
+        init.__annotations__ = {p.name: p.annotation for p in parameters if p.annotation is not inspect.Parameter.empty}
+        init.settings_classes = classes
+        return init
+
+    return decorate
+
+
+def split_settings(options: dict[str, Any], *classes, owner: str) -> tuple:
+    """One instance of each class from the keyword `options`; an unknown name is a TypeError
+    that lists the valid ones."""
+    known = {option.name: cls for cls in classes for option in dataclasses.fields(cls)}
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise TypeError(f"{owner} got unknown option(s) {unknown}; valid options: {sorted(known)}")
+    return tuple(cls(**{name: value for name, value in options.items() if known[name] is cls}) for cls in classes)
+
+
+def settings_values(settings) -> dict[str, Any]:
+    """{field: value} of one settings instance, values as they are (no copies)."""
+    return {option.name: getattr(settings, option.name) for option in dataclasses.fields(settings)}
+
+
+def settings_doc(*classes) -> str:
+    """Google-style "name: meaning (default ...)" lines of the classes' fields, for docstrings."""
+    lines = []
+    for cls in classes:
+        for option in dataclasses.fields(cls):
+            lines.append(f"        {option.name}: {option.metadata['doc']} (default {option.default!r}).")
+    return "\n".join(lines)

@@ -86,12 +86,14 @@ def _three_channels(x: torch.Tensor) -> torch.Tensor:
 
 
 def mnist(root: str, train: bool, size: int, image_size: int):
-    transform = torchvision.transforms.Compose([
-        torchvision.transforms.Resize(image_size, antialias=True),
-        torchvision.transforms.ToTensor(),
-        torchvision.transforms.Normalize((0.1307,), (0.3081,)),
-        torchvision.transforms.Lambda(_three_channels),
-    ])  # fmt: skip
+    transform = torchvision.transforms.Compose(
+        [
+            torchvision.transforms.Resize(image_size, antialias=True),
+            torchvision.transforms.ToTensor(),
+            torchvision.transforms.Normalize((0.1307,), (0.3081,)),
+            torchvision.transforms.Lambda(_three_channels),
+        ]
+    )
     dataset = torchvision.datasets.MNIST(root, train=train, download=False, transform=transform)
     return Subset(dataset, range(min(size, len(dataset))))
 
@@ -110,22 +112,41 @@ def probe_row(monitor, epoch: int) -> dict:
 
 def fit(args, root: str, probe_size: int | None, asynchronous: bool) -> dict:
     pl.seed_everything(0, verbose=False)
-    train = DataLoader(mnist(root, True, args.train_size, args.image_size), batch_size=128, shuffle=True,
-                       num_workers=args.workers, persistent_workers=args.workers > 0)
+    train = DataLoader(
+        mnist(root, True, args.train_size, args.image_size),
+        batch_size=128,
+        shuffle=True,
+        num_workers=args.workers,
+        persistent_workers=args.workers > 0,
+    )
     timer = EpochTimer()
     callbacks = [timer]  # hooks run in list order: the timer's epoch end comes before the probe
     monitor = None
     if probe_size:
-        options = monitor_options(num_workers=args.workers, async_metrics=asynchronous,
-                                  probe_batch_size=args.probe_batch_size)
+        options = monitor_options(
+            num_workers=args.workers, async_metrics=asynchronous, probe_batch_size=args.probe_batch_size
+        )
         if asynchronous and "async_metrics" not in options:
             return {"skipped": "this DSEMonitor has no async_metrics option"}
-        monitor = DSEMonitor(probe=mnist(root, False, probe_size, args.image_size), probe_size=probe_size,
-                             metrics=("dse", "dsmi_y", "dsmi_x"), **options)
+        monitor = DSEMonitor(
+            probe=mnist(root, False, probe_size, args.image_size),
+            probe_size=probe_size,
+            metrics=("dse", "dsmi_y", "dsmi_x"),
+            **options,
+        )
         callbacks.append(monitor)
-    trainer = pl.Trainer(max_epochs=1, accelerator=args.device, devices=1, logger=False, callbacks=callbacks,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         limit_val_batches=0, default_root_dir=tempfile.mkdtemp(prefix="bench_callback_"))
+    trainer = pl.Trainer(
+        max_epochs=1,
+        accelerator=args.device,
+        devices=1,
+        logger=False,
+        callbacks=callbacks,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        default_root_dir=tempfile.mkdtemp(prefix="bench_callback_"),
+    )
     backbone = getattr(torchvision.models, args.model)(num_classes=10)
     start = time.perf_counter()
     trainer.fit(Classifier(backbone), train)
@@ -158,16 +179,20 @@ def table(args, baseline: dict, results: list[tuple[int, str, dict]]) -> str:
         for which, row in zip(("baseline", "after epoch 1"), result["probes"]):
             split = " | ".join(f"{seconds(row, stage):.2f}" for stage in STAGES)
             probe = seconds(row, "probe")
-            fit_cells = (f"{result['fit']:.2f} | {result['fit'] / baseline['fit']:.3f}" if which == "baseline" else " | ")
-            lines.append(f"| {probe_size:,} | {mode} | {which} | {split} | {probe:.2f} | "
-                         f"{probe / baseline['train']:.1%} | {fit_cells} | {row.get('cache', '')} |")
+            fit_cells = f"{result['fit']:.2f} | {result['fit'] / baseline['fit']:.3f}" if which == "baseline" else " | "
+            lines.append(
+                f"| {probe_size:,} | {mode} | {which} | {split} | {probe:.2f} | "
+                f"{probe / baseline['train']:.1%} | {fit_cells} | {row.get('cache', '')} |"
+            )
     for probe_size in sorted({p for p, _, _ in results}):
         fits = {mode: r["fit"] for p, mode, r in results if p == probe_size and "fit" in r}
         if len(fits) == 2:
             lines.append("")
-            lines.append(f"N = {probe_size:,}: async saves {fits['sync'] - fits['async']:.2f} s of "
-                         f"{fits['sync'] - baseline['fit']:.2f} s that sync adds to fit "
-                         f"({(fits['sync'] - fits['async']) / (fits['sync'] - baseline['fit']):.0%}).")
+            lines.append(
+                f"N = {probe_size:,}: async saves {fits['sync'] - fits['async']:.2f} s of "
+                f"{fits['sync'] - baseline['fit']:.2f} s that sync adds to fit "
+                f"({(fits['sync'] - fits['async']) / (fits['sync'] - baseline['fit']):.0%})."
+            )
     return "\n".join(lines)
 
 

@@ -24,8 +24,7 @@ import numpy as np
 import torch
 
 from dse_callback import diffusion_operator, diffusion_spectral_entropy, diffusion_spectral_mutual_information
-from dse_callback.kernel.solvers.exact import entropy_of_spectrum
-from dse_callback.kernel.solvers.exact import exact_eigenvalues
+from dse_callback.kernel.solvers.exact import entropy_of_spectrum, exact_eigenvalues
 
 
 def timed(function, device: torch.device, repeats: int):
@@ -66,16 +65,17 @@ def bench_dse(sizes, device, repeats, with_reference):
             repeats_here,
         )
         f32_seconds, f32_value = timed(
-            lambda: diffusion_spectral_entropy(points.float(), precision="float32", solver="exact", warn_saturation=False),
+            lambda: diffusion_spectral_entropy(
+                points.float(), precision="float32", solver="exact", warn_saturation=False
+            ),
             device,
             repeats_here,
         )
-        matrix64 = diffusion_operator(points, precision="float64")
-        eig64_seconds, eigenvalues = timed(lambda: torch.linalg.eigvalsh(matrix64), device, repeats_here)
-        del matrix64
-        matrix32 = diffusion_operator(points.float(), precision="float32")
-        eig32_seconds, _ = timed(lambda: torch.linalg.eigvalsh(matrix32), device, repeats_here)
-        del matrix32
+        matrices = {"float64": diffusion_operator(points, precision="float64")}
+        eig64_seconds, eigenvalues = timed(lambda: torch.linalg.eigvalsh(matrices["float64"]), device, repeats_here)
+        matrices = {"float32": diffusion_operator(points.float(), precision="float32")}  # the float64 one freed
+        eig32_seconds, _ = timed(lambda: torch.linalg.eigvalsh(matrices["float32"]), device, repeats_here)
+        matrices.clear()
         if not with_reference:  # accuracy against our own float64 then
             reference_value = float(entropy_of_spectrum(eigenvalues))
         print(

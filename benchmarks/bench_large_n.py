@@ -39,11 +39,10 @@ import torch
 from dse_callback import diffusion_spectral_entropy, diffusion_spectral_mutual_information, spectral_clusters
 from dse_callback.kernel.geometry.affinity import affinity_of_points, diffusion_affinity_
 from dse_callback.kernel.geometry.distances import pairwise_squared_distances_
-from dse_callback.kernel.solvers.exact import entropy_of_spectrum
 from dse_callback.kernel.reference.sampling import random_subsets
-from dse_callback.solvers import SLQOptions
 from dse_callback.kernel.solvers.batched import batched_slq_entropies
-from dse_callback.kernel.solvers.exact import exact_eigenvalues
+from dse_callback.kernel.solvers.exact import entropy_of_spectrum, exact_eigenvalues
+from dse_callback.solvers import SLQOptions
 
 SHARED_MNIST = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
@@ -66,13 +65,18 @@ def timed(function):
 
 
 def dse(z, **kwargs):
-    return diffusion_spectral_entropy(z, sigma=10.0, max_samples=None, warn_saturation=False, return_details=True, **kwargs)
+    return diffusion_spectral_entropy(
+        z, sigma=10.0, max_samples=None, warn_saturation=False, return_details=True, **kwargs
+    )
 
 
 def bench_sizes(sizes, f64_max, data_dir):
     """Above `f64_max` exact float64 is skipped and errors are against exact float32 (which
     sits within 1e-6 bits of float64 at every N measured below it)."""
-    print("\n| N | exact f64 s | exact f32 s | slq s | f64/slq | f32/slq | f32 error (bits) | slq error (bits) | slq stderr | products |")
+    print(
+        "\n| N | exact f64 s | exact f32 s | slq s | f64/slq | f32/slq | f32 error (bits) | slq error (bits) "
+        "| slq stderr | products |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     for n in sizes:
         z, _ = mnist_train(n, data_dir)
@@ -93,14 +97,26 @@ def single_run(n: int, memory_budget: int | None, data_dir) -> None:
     load_s, (z, _) = timed(lambda: mnist_train(n, data_dir))
     seconds, estimate = timed(lambda: dse(z, solver="slq", seed=0, memory_budget=memory_budget))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({
-        "n": n, "seconds": seconds, "value": estimate.value, "stderr": estimate.stderr, "storage": estimate.storage,
-        "products": estimate.products, "peak_gib": peak / 2**30, "load_seconds": load_s,
-    }))
+    print(
+        json.dumps(
+            {
+                "n": n,
+                "seconds": seconds,
+                "value": estimate.value,
+                "stderr": estimate.stderr,
+                "storage": estimate.storage,
+                "products": estimate.products,
+                "peak_gib": peak / 2**30,
+                "load_seconds": load_s,
+            }
+        )
+    )
 
 
 def run_single(n: int, memory_budget: int | None, data_dir) -> dict:
-    command = [sys.executable, __file__, "--single", str(n)] + (["--memory-budget", str(memory_budget)] if memory_budget else [])
+    command = [sys.executable, __file__, "--single", str(n)] + (
+        ["--memory-budget", str(memory_budget)] if memory_budget else []
+    )
     if data_dir:
         command += ["--data-dir", data_dir]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
@@ -111,7 +127,10 @@ def bench_large(n: int, blocked_n: int, blocked_budget: int, data_dir) -> None:
     print("\n| run | N | storage | seconds (kernel included) | DSE (bits) | stderr | products | peak memory |")
     print("|---|---:|---|---:|---:|---:|---:|---:|")
     runs = [("slq", n, None)] if n else []
-    runs += [("slq, stored", blocked_n, None), (f"slq, budget {blocked_budget / 2**20:.0f} MiB", blocked_n, blocked_budget)]
+    runs += [
+        ("slq, stored", blocked_n, None),
+        (f"slq, budget {blocked_budget / 2**20:.0f} MiB", blocked_n, blocked_budget),
+    ]
     for name, size, budget in runs:
         result = run_single(size, budget, data_dir)
         print(
@@ -132,7 +151,10 @@ def bench_paper_probe(data_dir) -> None:
     z, labels, images = paper_probe_points(data_dir)
     x_clusters = spectral_clusters(images, 10)  # once, outside the timing, as the monitor caches it
     print(f"\nPaper-scale probe: N = 10,000, D = 512, 10 classes, sigma 10, torch threads {torch.get_num_threads()}")
-    print("| solver | precision | DSE s | DSMI(Z;Y) s | DSMI(Z;X) s | total s | speed-up | DSE error | DSMI(Z;Y) error | DSMI(Z;X) error |")
+    print(
+        "| solver | precision | DSE s | DSMI(Z;Y) s | DSMI(Z;X) s | total s | speed-up | DSE error "
+        "| DSMI(Z;Y) error | DSMI(Z;X) error |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     baseline = None
     for solver, precision in (("exact", "float64"), ("auto", None), ("auto", "float32"), ("slq", None)):
@@ -176,7 +198,7 @@ def bench_paper_floor(z: torch.Tensor, labels: torch.Tensor) -> None:
     pass_s, _ = timed(lambda: affinity @ block)
     affinity = None  # free the N x N kernel before the DSE builds its own
     options = SLQOptions()
-    passes = options.lanczos_steps + (options.depth + 1) * (options.restarts + 1)
+    passes = options.lanczos_steps + options.depth + 1
     estimate = dse(z, solver="slq", seed=0, precision="float32")
     eigen_s = sum(timed(lambda: exact_subset_entropies(class_subsets(z32, labels, c)))[0] for c in range(10))
     batched_s, _ = timed(lambda: diffusion_spectral_mutual_information(z, labels, max_samples=None, solver="slq"))
@@ -185,21 +207,30 @@ def bench_paper_floor(z: torch.Tensor, labels: torch.Tensor) -> None:
     print(f"| N x N kernel (distances + exp), once per DSE | {kernel_s:.2f} |")
     print(f"| slq passes over the kernel: {passes} at {pass_s * 1000:.0f} ms each | {pass_s * passes:.2f} |")
     print(f"| slq DSE in all (kernel, passes, bookkeeping) | {estimate.seconds:.2f} |")
-    print(f"| one DSMI term, 60 subsets of about {len(labels) // 10:,} points: batched float32 eigvalsh (kernels included) | {eigen_s:.2f} |")
+    print(
+        f"| one DSMI term, 60 subsets of about {len(labels) // 10:,} points: batched float32 eigvalsh "
+        f"(kernels included) | {eigen_s:.2f} |"
+    )
     print(f"| the same term with batched slq, in all | {batched_s:.2f} |", flush=True)
 
 
 def bench_subsets(sizes, data_dir) -> None:
     z, _, _ = paper_probe_points(data_dir)
-    print("\nDSMI subsets: 6 subsets of n paper-scale points at once, kernels included, slq error against exact float64")
-    print("| n | exact f64 s | exact f32 s | batched slq s | f64/slq | f32/slq | max slq error (bits) | max slq stderr |")
+    print(
+        "\nDSMI subsets: 6 subsets of n paper-scale points at once, kernels included, slq error against exact float64"
+    )
+    print(
+        "| n | exact f64 s | exact f32 s | batched slq s | f64/slq | f32/slq | max slq error (bits) | max slq stderr |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     for n in sizes:
         points = z[random_subsets(len(z), n, 6, seed=0, sampler="torch")]
         f64_s, exact = timed(lambda: exact_subset_entropies(points))
         f32_s, _ = timed(lambda: exact_subset_entropies(points.float()))
         slq_s, (values, variances) = timed(
-            lambda: batched_slq_entropies(points, 10.0, 1.0, torch.float32, torch.Generator().manual_seed(0), SLQOptions())
+            lambda: batched_slq_entropies(
+                points, 10.0, 1.0, torch.float32, torch.Generator().manual_seed(0), SLQOptions()
+            )
         )
         print(
             f"| {n:,} | {f64_s:.3f} | {f32_s:.3f} | {slq_s:.3f} | {f64_s / slq_s:.1f}x | {f32_s / slq_s:.1f}x | "

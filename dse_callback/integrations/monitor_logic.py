@@ -195,6 +195,8 @@ class DSEMonitorLogic:
         values = self._probe(trainer, pl_module, 0, log_step=trainer.global_step)
         for logger in trainer.loggers:
             logger.log_metrics(values, step=trainer.global_step)
+        if self.tracker.probe_set.cache is not None:  # how the probe is kept, and why
+            log.info("DSEMonitor: %s", self.tracker.probe_set.cache.describe())
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.tracker.pending is not None:

@@ -3,9 +3,9 @@
     G_ij = exp(-|z_i - z_j|^2 / (2 sigma^2)),   A_ij = G_ij / sqrt(deg_i deg_j)
 
 A has the eigenvalues of the random-walk operator diag(deg)^-1 G, all in [-1, 1], largest
-1. Both public functions validate once and build A in one place (`_operator_of`); a full
-spectrum needs every eigenvalue, so "auto" means "exact" here (an approximate DSE's top
-eigenvalues are in `DSEEstimate.top_eigenvalues`).
+1. Both public functions validate once and build A in one place (`_operator_of`). A full
+spectrum needs every eigenvalue (eigvalsh); an approximate DSE's top eigenvalues are in
+`DSEEstimate.top_eigenvalues`.
 """
 
 from __future__ import annotations
@@ -17,10 +17,7 @@ from .geometry.affinity import affinity_of_points
 from .geometry.bandwidth import bandwidth_for, resolve_sigma
 from .request import prepare_points
 from .solvers.exact import exact_eigenvalues
-from .validation import check_choice, check_precision, resolve_dtype
-
-# Solvers that give every eigenvalue; "auto" means "exact" here.
-SPECTRUM_SOLVERS = ("exact", "auto")
+from .validation import check_precision, resolve_dtype
 
 
 def _operator_of(z, sigma, precision, max_samples=None, seed=0, sampler="torch") -> torch.Tensor:
@@ -62,7 +59,6 @@ def diffusion_spectrum(
     seed: int = 0,
     sampler: str = "torch",
     precision: str | None = None,
-    solver: str = "exact",
 ):
     """Eigenvalues of the diffusion operator of Z, in ascending order.
 
@@ -77,8 +73,6 @@ def diffusion_spectrum(
         seed: seed of the subsample (a private generator; the global RNG is untouched).
         sampler: "torch" or "python_random" (reproduces the `dse-dsmi` reference).
         precision: "float64", "float32", or None (float64 on the CPU, float32 on GPUs).
-        solver: "exact" or "auto" (the same here: a full spectrum needs every eigenvalue;
-            an approximate run's top eigenvalues are in `DSEEstimate.top_eigenvalues`).
 
     Returns:
         Eigenvalues, shape (N,): a tensor on Z's device, or a NumPy array for NumPy input.
@@ -88,7 +82,6 @@ def diffusion_spectrum(
         >>> values.tolist()
         [1.0, 1.0]
     """
-    check_choice(solver, "solver", SPECTRUM_SOLVERS)
     affinity = _operator_of(z, sigma, precision, max_samples=max_samples, seed=seed, sampler=sampler)
     values = exact_eigenvalues(affinity).sort().values
     return values.cpu().numpy() if isinstance(z, np.ndarray) else values

@@ -137,7 +137,6 @@ def with_settings(*classes):
         parameters = kept + settings_parameters(*classes)
         init.__signature__ = inspect.Signature(parameters)
         init.__annotations__ = {p.name: p.annotation for p in parameters if p.annotation is not inspect.Parameter.empty}
-        init.settings_classes = classes
         return init
 
     return decorate

@@ -28,7 +28,6 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..kernel.validation import check_positive, check_positive_int
 
-CACHE_MODES = ("device", "pinned", "reread")
 Batch = tuple[Any, "torch.Tensor | None"]
 
 

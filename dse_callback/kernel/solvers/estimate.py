@@ -80,7 +80,6 @@ class SLQOptions:
         block: width of the block Krylov iteration for the top eigenpairs; at most this
             many eigenpairs (besides the known top one) are deflated.
         depth: Krylov blocks per round ([X, AX, ..., A^depth X]).
-        restarts: extra rounds when the leading `block` Ritz pairs have not converged.
         tolerance: Ritz residual ||A u - theta u|| under which a pair counts as converged.
         bound_tolerance: for t = 2, certified top-k bounds narrower than this (bits) are
             returned instead of running the probes.
@@ -90,6 +89,5 @@ class SLQOptions:
     lanczos_steps: int = 16
     block: int = 32
     depth: int = 4
-    restarts: int = 0
     tolerance: float = 1e-4
     bound_tolerance: float = 2e-3

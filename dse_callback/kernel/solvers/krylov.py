@@ -18,7 +18,6 @@ class TopPairs:
     values: torch.Tensor
     vectors: torch.Tensor
     products: torch.Tensor
-    residuals: torch.Tensor
 
 
 def _project_out(basis: torch.Tensor, block: torch.Tensor) -> torch.Tensor:
@@ -36,48 +35,37 @@ def _orthonormal_continuation(basis: torch.Tensor, block: torch.Tensor) -> torch
     return block
 
 
-def top_eigenpairs(
-    operator, generator: torch.Generator, *, block: int, depth: int, restarts: int, tolerance: float
-) -> TopPairs:
-    """The top Ritz pairs of A, by restarted block Krylov iteration with Rayleigh-Ritz.
+def top_eigenpairs(operator, generator: torch.Generator, *, block: int, depth: int, tolerance: float) -> TopPairs:
+    """The top Ritz pairs of A, by block Krylov iteration with Rayleigh-Ritz.
 
     The eigenvector sqrt(deg)/||sqrt(deg)|| of eigenvalue 1 is known exactly and comes
-    first. Each round builds [X, AX, ..., A^depth X] orthogonal to it, solves the projected
-    eigenproblem, and restarts from the best Ritz vectors until the leading `block` pairs
-    have residuals ||A u - theta u|| <= tolerance. Only the leading run of converged pairs is
-    returned: a pair with a large residual would bias the deflated estimate.
+    first. One round builds [X, AX, ..., A^depth X] orthogonal to it and solves the projected
+    eigenproblem. Only the leading run of pairs with residuals ||A u - theta u|| <= tolerance
+    is returned: a pair with a large residual would bias the deflated estimate.
     """
-    n = operator.n
     known = operator.top_vector[:, None]
-    known_product = known.clone()
-    start = torch.randn(n, block, generator=generator, dtype=torch.float64).to(operator.device)
-    for _round in range(restarts + 1):
-        basis = known
-        blocks, products = [], []
-        current = _orthonormal_continuation(basis, start)
-        for step in range(depth + 1):
-            product = operator.matmul(current)
-            blocks.append(current)
-            products.append(product)
-            basis = torch.cat([basis, current], dim=1)
-            if step < depth:
-                current = _orthonormal_continuation(basis, product)
-        krylov, krylov_products = torch.cat(blocks, dim=1), torch.cat(products, dim=1)
-        projected = krylov.T @ krylov_products
-        values, rotation = torch.linalg.eigh((projected + projected.T) / 2)
-        values, rotation = values.flip(0), rotation.flip(1)
-        vectors, vector_products = krylov @ rotation, krylov_products @ rotation
-        residuals = (vector_products - vectors * values).norm(dim=0)
-        converged = int(torch.cumprod((residuals[:block] <= tolerance).to(torch.int64), 0).sum())
-        if converged == block:
-            break
-        start = vectors[:, :block]
+    start = torch.randn(operator.n, block, generator=generator, dtype=torch.float64).to(operator.device)
+    basis, blocks, products = known, [], []
+    current = _orthonormal_continuation(basis, start)
+    for step in range(depth + 1):
+        product = operator.matmul(current)
+        blocks.append(current)
+        products.append(product)
+        basis = torch.cat([basis, current], dim=1)
+        if step < depth:
+            current = _orthonormal_continuation(basis, product)
+    krylov, krylov_products = torch.cat(blocks, dim=1), torch.cat(products, dim=1)
+    projected = krylov.T @ krylov_products
+    values, rotation = torch.linalg.eigh((projected + projected.T) / 2)
+    values, rotation = values.flip(0), rotation.flip(1)
+    vectors, vector_products = krylov @ rotation, krylov_products @ rotation
+    residuals = (vector_products - vectors * values).norm(dim=0)
+    converged = int(torch.cumprod((residuals[:block] <= tolerance).to(torch.int64), 0).sum())
     one = torch.ones(1, dtype=torch.float64, device=operator.device)
     return TopPairs(
         values=torch.cat([one, values[:converged]]),
         vectors=torch.cat([known, vectors[:, :converged]], dim=1),
-        products=torch.cat([known_product, vector_products[:, :converged]], dim=1),
-        residuals=torch.cat([torch.zeros_like(one), residuals[:converged]]),
+        products=torch.cat([known.clone(), vector_products[:, :converged]], dim=1),
     )
 
 

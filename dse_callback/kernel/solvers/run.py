@@ -98,7 +98,6 @@ def slq_solver(request: EntropyRequest) -> DSEEstimate:
             generator,
             block=block,
             depth=options.depth,
-            restarts=options.restarts,
             tolerance=options.tolerance,
         )
         solver, stderr = "topk", 0.0

@@ -15,7 +15,7 @@ in `settings`, one declaration each. No Lightning here.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -116,11 +116,14 @@ class DSETracker:
             rep: layer_label(find_layer(model, dotted)[0], capture) for rep, dotted in self.layers.items()
         }
 
-    def prepare_probe(self, dataset: Dataset | None = None, num_workers: int | None = None) -> None:
+    def prepare_probe(
+        self, dataset: Dataset | None = None, num_workers: int | None = None, collate_fn: Callable | None = None
+    ) -> None:
         """Fix the probe set (the explicit `probe`, else `dataset`) and check its batches.
 
         `num_workers` (the validation loader's, from the glue) applies when the tracker's own
-        `num_workers` is None.
+        `num_workers` is None; `collate_fn` (the glue's, e.g. the Hugging Face Trainer's padding
+        collator) turns lists of samples into batches, torch's default when None.
         """
         dataset = self.probe if self.probe is not None else dataset
         if dataset is None:
@@ -136,6 +139,7 @@ class DSETracker:
             workers,
             settings.max_cache_bytes,
             self.probe_indices,
+            collate_fn,
         )
         needs_inputs = metrics_needing(self.metrics, "input_clusters") if self.input_clusters is None else []
         self.probe_set.prepare(metrics_needing(self.metrics, "labels"), needs_inputs)

@@ -100,6 +100,8 @@ class ProbeCache:
         num_workers: DataLoader workers for reading; None takes `default_num_workers()`.
         memory_fraction: share of the free memory the cache may take, in (0, 1].
         max_bytes: a hard cap on the cached bytes (None: only the memory budget).
+        collate_fn: the DataLoader's list of samples -> batch (None: torch's default); a
+            padding collator gives batches of several shapes, which are then re-read.
 
     Example:
         >>> from torch.utils.data import TensorDataset
@@ -120,6 +122,7 @@ class ProbeCache:
         num_workers: int | None = None,
         memory_fraction: float = 0.25,
         max_bytes: int | None = None,
+        collate_fn: Callable[[list], Any] | None = None,
     ):
         self.indices = [int(i) for i in (indices.tolist() if isinstance(indices, torch.Tensor) else indices)]
         self.dataset = dataset
@@ -133,6 +136,7 @@ class ProbeCache:
             raise ValueError(f"memory_fraction must be in (0, 1], got {memory_fraction!r}")
         self.memory_fraction = fraction
         self.max_bytes = None if max_bytes is None else check_positive_int(max_bytes, "max_bytes", 0)
+        self.collate_fn = collate_fn
         self.mode: str | None = None  # decided on the first batch of the first pass
         self.reason = ""
         self.labels: torch.Tensor | None = None
@@ -177,7 +181,11 @@ class ProbeCache:
         storing = not self._loaded
         labels, row = [], 0
         loader = DataLoader(
-            Subset(self.dataset, self.indices), batch_size=batch_size, shuffle=False, num_workers=self.num_workers
+            Subset(self.dataset, self.indices),
+            batch_size=batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            collate_fn=self.collate_fn,
         )
         clock = time.perf_counter()
         for batch in loader:

@@ -22,7 +22,7 @@ No Lightning here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -65,6 +65,8 @@ class ProbeSet:
             memory already: workers would only cost their start), else `default_num_workers()`.
         max_cache_bytes: a cap on the cached inputs (None: only the free-memory budget).
         indices: fixed indices, for example from a checkpoint.
+        collate_fn: list of samples -> batch, as a DataLoader takes it (for example the Hugging Face
+            Trainer's padding collator); None: torch's `default_collate`.
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class ProbeSet:
         num_workers: int | None = None,
         max_cache_bytes: int | None = None,
         indices: torch.Tensor | None = None,
+        collate_fn: Callable[[list], Any] | None = None,
     ):
         if num_workers is None and isinstance(dataset, TensorDataset):
             num_workers = 0
@@ -88,6 +91,7 @@ class ProbeSet:
         self.num_workers = num_workers
         self.max_cache_bytes = max_cache_bytes
         self.indices = indices
+        self.collate = collate_fn or default_collate
         self.rank, self.world_size = 0, 1
         self.cache: ProbeCache | None = None
         self.has_labels = False  # known after `prepare`
@@ -130,7 +134,7 @@ class ProbeSet:
                 f"the checkpoint's probe indices reach {int(self.indices.max())} but the probe set has "
                 f"{size} samples; resume with the same probe set"
             )
-        batch = default_collate([self.dataset[int(self.indices[0])]])
+        batch = self.collate([self.dataset[int(self.indices[0])]])
         inputs, labels = self.reader.split(batch)
         self.has_labels = labels is not None
         if needs_labels and labels is None:
@@ -171,6 +175,7 @@ class ProbeSet:
                 self.indices[share.start : share.stop],
                 device,
                 split=self.reader.split,
+                collate_fn=self.collate,
                 num_workers=self.num_workers,
                 max_bytes=self.max_cache_bytes,
             )
@@ -187,7 +192,7 @@ class ProbeSet:
         """A one-sample batch for a process whose share is empty (N < P), to pad with."""
 
         def read_one():
-            inputs, labels = self.reader.split(default_collate([self.dataset[int(self.indices[0])]]))
+            inputs, labels = self.reader.split(self.collate([self.dataset[int(self.indices[0])]]))
             return tree_map(
                 lambda value: value.to(device) if isinstance(value, torch.Tensor) else value, inputs
             ), labels

@@ -93,6 +93,66 @@ def information_plane_figure(points, title: str = "information plane"):
     return figure
 
 
+def profile_figure(profiles, title: str = "entropy profile"):
+    """One layer's entropy profiles over training: epochs across, the scale multiplier c up.
+
+    Args:
+        profiles: {epoch: profile}, each with `scales` (K,), the multipliers c of the base
+            bandwidth, and `normalized` (K,), DSE / log2 N at c x sigma (an `EntropyProfile`).
+        title: the axes' title.
+
+    Each cell is coloured by DSE / log2 N on a fixed 0..1 scale: a column dark at c = 1
+    means DSE sits near 0 at the monitor's sigma (the points are close relative to it), a
+    bright one near log2 N (far apart); a bandwidth that fits Z shows both ends in the column.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> profile = SimpleNamespace(scales=np.array([0.5, 1.0, 2.0]), normalized=np.array([0.9, 0.5, 0.1]))
+        >>> figure = profile_figure({0: profile, 1: profile})
+        >>> figure.axes[0].get_yscale(), figure.axes[1].get_ylabel()
+        ('log', 'DSE / log2 N')
+        >>> close_figure(figure)
+    """
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(5.5, 4), dpi=100)
+    epochs = sorted(profiles)
+    edges = _edges(np.asarray(epochs, dtype=np.float64), log=False)
+    mesh = None
+    for column, epoch in enumerate(epochs):
+        scales = np.asarray(profiles[epoch].scales, dtype=np.float64)
+        values = np.asarray(profiles[epoch].normalized, dtype=np.float64)
+        order = np.argsort(scales)
+        mesh = axis.pcolormesh(
+            edges[column : column + 2],
+            _edges(scales[order], log=True),
+            values[order][:, None],
+            cmap="magma",
+            vmin=0.0,
+            vmax=1.0,
+            shading="flat",
+        )
+    if mesh is not None:
+        figure.colorbar(mesh, ax=axis, label="DSE / log2 N")
+    axis.set_yscale("log")
+    axis.axhline(1.0, color="0.7", linewidth=0.8, linestyle="--")  # the monitor's own sigma
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("bandwidth multiplier c (sigma x c)")
+    axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def _edges(centres: np.ndarray, log: bool) -> np.ndarray:
+    """Cell edges around sorted centres (K,) -> (K + 1,): midpoints, in log space for `log`."""
+    values = np.log(centres) if log else centres
+    if len(values) == 1:  # one column or one scale: a cell of width 1 (a factor of e on a log axis)
+        edges = np.array([values[0] - 0.5, values[0] + 0.5])
+    else:
+        middle = (values[1:] + values[:-1]) / 2
+        edges = np.concatenate([[2 * values[0] - middle[0]], middle, [2 * values[-1] - middle[-1]]])
+    return np.exp(edges) if log else edges
+
+
 def close_figure(figure) -> None:
     """Free a figure's memory; pyplot keeps every open figure alive otherwise."""
     pyplot().close(figure)

@@ -2,7 +2,9 @@
 
 1. `probe_figures(...)`: per representation the eigenvalue spectrum behind DSE
    (`{dse key}_spectrum`), and, when both DSMI(Z; X) and DSMI(Z; Y) are measured, the
-   information plane of every representation so far; `add_figures(writers, figures, step)`.
+   information plane of every representation so far; with `profile=True`, each
+   representation's entropy profiles so far as one image (`{dse key}_profile`: epochs x
+   bandwidth multiplier, coloured by DSE / log2 N); `add_figures(writers, figures, step)`.
 2. `add_custom_scalar_layout(writers, ...)`: once per run, TensorBoard's Custom Scalars
    tab grouping the entropy and the mutual-information curves.
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .figures import close_figure, information_plane_figure, matplotlib_available, spectrum_figure
+from .figures import close_figure, information_plane_figure, matplotlib_available, profile_figure, spectrum_figure
 
 
 def tensorboard_loggers(loggers) -> list:
@@ -41,13 +43,17 @@ def information_plane_points(history, names: Sequence[str]) -> dict[str, list[tu
     return points
 
 
-def probe_figures(*, history, spectra, keys, t: float, epoch: int, plane_tag: str | None) -> list[tuple[str, object]]:
-    """(tag, figure) of one probe: each representation's spectrum behind DSE, and the
-    information plane of every representation so far under `plane_tag` (None: no plane).
+def probe_figures(
+    *, history, spectra, keys, t: float, epoch: int, plane_tag: str | None, profiles=None
+) -> list[tuple[str, object]]:
+    """(tag, figure) of one probe: each representation's spectrum behind DSE, the
+    information plane of every representation so far under `plane_tag` (None: no plane),
+    and each representation's entropy profiles so far (`{dse key}_profile`).
 
     Args:
         history: {epoch: {name: row}}; spectra: {name: eigenvalues}; keys: {name: {metric: key}}.
         t: the diffusion time; epoch: the probe's epoch, in the titles.
+        profiles: {epoch: {name: EntropyProfile}} (None or empty: no profile images).
     """
     if not matplotlib_available():
         return []
@@ -59,6 +65,11 @@ def probe_figures(*, history, spectra, keys, t: float, epoch: int, plane_tag: st
         points = information_plane_points(history, list(keys))
         if any(points.values()):
             figures.append((plane_tag, information_plane_figure(points)))
+    for name in keys:
+        by_epoch = {at: named[name] for at, named in (profiles or {}).items() if name in named}
+        if by_epoch:
+            tag = keys[name]["dse"]
+            figures.append((f"{tag}_profile", profile_figure(by_epoch, f"{tag} profile, epochs x bandwidth")))
     return figures
 
 

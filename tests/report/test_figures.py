@@ -1,13 +1,16 @@
 """Information-plane figures: TensorBoard during training, `dse-experiment plot --plane` after."""
 
 import csv
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from dse_callback import DSEMonitor
-from dse_callback.report.figures import close_figure, information_plane_figure
+from dse_callback.report.figures import close_figure, information_plane_figure, profile_figure
+from dse_callback.report.tensorboard import probe_figures
 from experiments.cli import main
 from experiments.plot import plot_information_plane, read_histories, read_history
 
@@ -72,3 +75,37 @@ def test_information_plane_figure_colours_points_by_epoch():
     assert [list(c.get_array()) for c in collections] == [[0, 1], [0, 4]]
     assert figure.axes[1].get_ylabel() == "epoch"  # the colour bar
     close_figure(figure)
+
+
+def _profile(scales, normalized):
+    return SimpleNamespace(scales=np.asarray(scales), normalized=np.asarray(normalized))
+
+
+def test_profile_figure_puts_epochs_across_scales_up_and_colours_by_the_fraction_of_log2_n():
+    rising = {0: _profile([0.25, 1.0, 4.0], [0.9, 0.5, 0.1]), 3: _profile([4.0, 0.25, 1.0], [0.2, 0.95, 0.6])}
+    figure = profile_figure(rising)
+    axis, colour_bar = figure.axes
+    meshes = axis.collections
+    assert len(meshes) == 2  # one column per epoch
+    # Each column sorted by scale (the second was given out of order), on the fixed 0..1 colour scale.
+    assert [list(np.asarray(mesh.get_array()).ravel()) for mesh in meshes] == [[0.9, 0.5, 0.1], [0.95, 0.6, 0.2]]
+    assert all(mesh.get_clim() == (0.0, 1.0) for mesh in meshes)
+    assert axis.get_yscale() == "log" and axis.get_xlabel() == "epoch" and colour_bar.get_ylabel() == "DSE / log2 N"
+    low, high = axis.get_xlim()
+    assert low < 0 and high > 3  # both columns in full view
+    bottom, top = axis.get_ylim()
+    assert bottom <= 0.25 and top >= 4.0
+    close_figure(figure)
+
+
+def test_probe_figures_add_one_profile_image_per_layer_only_when_there_are_profiles():
+    keys = {"hidden": {"dse": "dse/hidden"}, "Z": {"dse": "dse/Z"}}
+    common = dict(history={}, spectra={}, keys=keys, t=1, epoch=2, plane_tag=None)
+    profile = _profile([0.5, 1.0, 2.0], [0.8, 0.5, 0.2])
+    profiles = {0: {"hidden": profile}, 2: {"hidden": profile, "Z": profile}}
+    figures = probe_figures(**common, profiles=profiles)
+    assert [tag for tag, _ in figures] == ["dse/hidden_profile", "dse/Z_profile"]
+    assert [len(figure.axes[0].collections) for _, figure in figures] == [2, 1]  # epochs so far, per layer
+    for _, figure in figures:
+        close_figure(figure)
+    assert probe_figures(**common) == [] and probe_figures(**common, profiles={}) == []

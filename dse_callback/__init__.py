@@ -8,10 +8,12 @@ the history and the figures. This module re-exports the public names.
 
 from .distributed.probe_shares import Runtime
 from .kernel import (
+    Bandwidth,
     BandwidthWarning,
     DSEEstimate,
     DSMIEstimate,
     EigensolverFallbackWarning,
+    ResolvedBandwidth,
     SkippedClassWarning,
     SLQOptions,
     classic_shannon_entropy,
@@ -24,17 +26,20 @@ from .kernel import (
     downsample_images,
     entropy_of_spectrum,
     rankme,
+    resolve_bandwidth,
     spectral_clusters,
 )
 from .measure.tracker import DSETracker
 
 __all__ = [
+    "Bandwidth",
     "BandwidthWarning",
     "DSEEstimate",
     "DSEMonitor",
     "DSMIEstimate",
     "DSETracker",
     "EigensolverFallbackWarning",
+    "ResolvedBandwidth",
     "Runtime",
     "SLQOptions",
     "SkippedClassWarning",
@@ -48,6 +53,7 @@ __all__ = [
     "diffusion_spectrum",
     "entropy_of_spectrum",
     "rankme",
+    "resolve_bandwidth",
     "spectral_clusters",
 ]
 

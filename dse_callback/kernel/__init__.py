@@ -10,6 +10,7 @@ request; `solvers` runs it on `geometry`.
 
 from .entropy import diffusion_spectral_entropy, entropy_of_spectrum, saturation_message
 from .errors import BandwidthWarning, EigensolverFallbackWarning, SkippedClassWarning
+from .geometry.bandwidth import Bandwidth, ResolvedBandwidth, resolve_bandwidth
 from .mutual_info import classic_shannon_mutual_information, diffusion_spectral_mutual_information
 from .rankme import rankme
 from .reference.clustering import discretize_reference, downsample_images, spectral_clusters
@@ -18,10 +19,12 @@ from .solvers.estimate import DSEEstimate, DSMIEstimate, SLQOptions
 from .spectrum import diffusion_operator, diffusion_spectrum
 
 __all__ = [
+    "Bandwidth",
     "BandwidthWarning",
     "DSEEstimate",
     "DSMIEstimate",
     "EigensolverFallbackWarning",
+    "ResolvedBandwidth",
     "SLQOptions",
     "SkippedClassWarning",
     "classic_shannon_entropy",
@@ -34,6 +37,7 @@ __all__ = [
     "downsample_images",
     "entropy_of_spectrum",
     "rankme",
+    "resolve_bandwidth",
     "saturation_message",
     "spectral_clusters",
 ]

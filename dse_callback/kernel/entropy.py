@@ -13,6 +13,7 @@ import warnings
 import numpy as np  # noqa: F401  (doctest examples)
 
 from .errors import BandwidthWarning
+from .geometry.bandwidth import Bandwidth, ResolvedBandwidth
 from .request import entropy_request
 from .solvers.estimate import DSEEstimate, SLQOptions
 from .solvers.exact import entropy_of_spectrum
@@ -33,20 +34,20 @@ def saturation_message(entropy: float, n: int, sigma: float) -> str | None:
         return (
             f"DSE = {entropy:.4f} bits is at its floor 0 (N={n}, sigma={sigma:g}): the points are "
             "close together relative to sigma, so the diffusion operator is almost rank one. "
-            'Try a smaller sigma or sigma="median".'
+            'Try a smaller sigma or a scale-free one (sigma="rms", "median" or "knn").'
         )
     if entropy >= (1 - _SATURATION_FRACTION) * ceiling:
         return (
             f"DSE = {entropy:.4f} bits is at its ceiling log2 N = {ceiling:.4f} (N={n}, sigma={sigma:g}): "
             "the points are far apart relative to sigma, so the diffusion operator is almost "
-            'the identity. Try a larger sigma or sigma="median".'
+            'the identity. Try a larger sigma or a scale-free one (sigma="rms", "median" or "knn").'
         )
     return None
 
 
 def diffusion_spectral_entropy(
     z,
-    sigma: float | str = 10.0,
+    sigma: float | str | Bandwidth | ResolvedBandwidth = 10.0,
     t: float = 1,
     *,
     max_samples: int | None = 10_000,
@@ -69,8 +70,12 @@ def diffusion_spectral_entropy(
 
     Args:
         z: points, shape (N, D): a tensor (computed on its device) or a NumPy array.
-        sigma: Gaussian bandwidth (> 0), or "median" for the median pairwise distance.
-            With a fixed sigma, DSE depends on the scale of Z.
+        sigma: Gaussian bandwidth: a number > 0 (the paper's fixed sigma; DSE then depends on
+            the scale of Z), or a scale-free preset resolved on Z: "median" (median pairwise
+            distance), "rms" (RMS distance to the centroid), "knn" (per-point distance to the
+            k-th neighbour, kernel exp(-d2_ij / (2 s_i s_j))), a `Bandwidth(kind, scale, k)`
+            for a multiplier, or a `ResolvedBandwidth` from `resolve_bandwidth` (used as it
+            is). See `kernel.geometry.bandwidth`.
         t: diffusion time (> 0): eigenvalues are raised to this power.
         max_samples: above this many rows, a seeded random subset of this size is used
             (None: never subsample; the reference subsamples to 10,000).

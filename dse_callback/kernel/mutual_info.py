@@ -22,6 +22,7 @@ import numpy as np  # noqa: F401  (doctest examples)
 import torch
 
 from .errors import SkippedClassWarning
+from .geometry.bandwidth import Bandwidth, ResolvedBandwidth
 from .reference.binning import bin_rows
 from .reference.sampling import random_subsets
 from .request import mutual_information_request, points_and_classes
@@ -76,7 +77,7 @@ def diffusion_spectral_mutual_information(
     z,
     reference,
     *,
-    sigma: float | str = 10.0,
+    sigma: float | str | Bandwidth | ResolvedBandwidth = 10.0,
     t: float = 1,
     reference_type: str = "auto",
     n_clusters: int = 10,
@@ -104,8 +105,9 @@ def diffusion_spectral_mutual_information(
             equal bins), or vectors such as images ((N, ...): flattened and grouped by
             `spectral_clusters` into `n_clusters`). To reuse clusters across calls, compute
             them once with `spectral_clusters` and pass them as labels.
-        sigma: Gaussian bandwidth (> 0), or "median" (one value for every subset, taken
-            from all N points).
+        sigma: Gaussian bandwidth, as in `diffusion_spectral_entropy` (a number, "median",
+            "rms", "knn", a `Bandwidth` or a `ResolvedBandwidth`). A preset is resolved once,
+            on all N points, and serves every subset ("knn": each point keeps its own scale).
         t: diffusion time (> 0).
         reference_type: "auto", "labels", "scalars" or "vectors" (see `reference`).
         n_clusters: bins or clusters for a continuous reference.
@@ -160,7 +162,7 @@ def diffusion_spectral_mutual_information(
         stderr=math.sqrt(result.variance),
         solver="+".join(sorted(result.solvers)) or "exact",
         n=len(classes),
-        sigma=plan.bandwidth,
+        sigma=plan.bandwidth.value,
         t=plan.t,
         seconds=time.perf_counter() - started,
     )

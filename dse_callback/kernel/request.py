@@ -8,14 +8,19 @@ request object goes down to the solvers and the geometry, which never ask again:
 
 - `entropy_request` -> `solvers.run.EntropyRequest` (DSE; `solvers.run.solve` runs it);
 - `mutual_information_request` -> a `solvers.subsets.SubsetPlan` and the class ids of B
-  (DSMI; `solvers.subsets.DiffusionSubsetEntropies` runs it per class).
+  (DSMI; `solvers.subsets.DiffusionSubsetEntropies` runs it per class);
+- `operator_request` -> the points, bandwidth and dtype of one diffusion operator (`spectrum`).
+
+The bandwidth (`geometry.bandwidth.bandwidth_for`) is resolved once per call, on the full
+(gathered, subsampled) Z. A `ResolvedBandwidth` passed as sigma is used as it is; if it was
+resolved on the Z before the `max_samples` subsample, its local scales follow the rows kept.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .geometry.bandwidth import bandwidth_for, resolve_sigma
+from .geometry.bandwidth import ResolvedBandwidth, bandwidth_for, resolve_sigma
 from .reference.clustering import discretize_reference
 from .reference.sampling import SAMPLERS, subsample_rows
 from .solvers.estimate import SLQOptions
@@ -57,16 +62,41 @@ def solver_dtype(precision: str | None, solver: str, device: torch.device) -> to
     return resolve_dtype(precision, device)
 
 
+def _sampled_points(
+    z, max_samples, seed: int, sampler: str, distributed: bool
+) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+    """Validated Z after the `max_samples` subsample, the rows kept (None: all) and N before it."""
+    check_choice(sampler, "sampler", SAMPLERS)
+    points = as_points(gather_points(as_points(z, min_rows=0))) if distributed else as_points(z)
+    rows = subsample_rows(points.shape[0], check_max_samples(max_samples), seed=seed, sampler=sampler)
+    return (points if rows is None else points[rows.to(points.device)]), rows, points.shape[0]
+
+
 def prepare_points(z, max_samples: int | None, seed: int, sampler: str, distributed: bool = False) -> torch.Tensor:
     """Validate Z (N, D) and apply the seeded `max_samples` subsample.
 
     With `distributed=True` z holds this rank's rows (at least 1); the full Z is gathered
     on every rank first, so every rank subsamples the same rows.
     """
-    check_choice(sampler, "sampler", SAMPLERS)
-    points = as_points(gather_points(as_points(z, min_rows=0))) if distributed else as_points(z)
-    rows = subsample_rows(points.shape[0], check_max_samples(max_samples), seed=seed, sampler=sampler)
-    return points if rows is None else points[rows.to(points.device)]
+    return _sampled_points(z, max_samples, seed, sampler, distributed)[0]
+
+
+def _follow_subsample(sigma, rows: torch.Tensor | None, n_before: int):
+    """A `ResolvedBandwidth` resolved on the N rows before the subsample keeps its rows' local scales."""
+    if isinstance(sigma, ResolvedBandwidth) and sigma.local is not None and rows is not None:
+        if len(sigma.local) == n_before:
+            return sigma.take(rows)
+    return sigma
+
+
+def operator_request(z, sigma, precision, max_samples=None, seed=0, sampler="torch"):
+    """(points in the working dtype, the resolved bandwidth, the dtype) of one diffusion operator."""
+    sigma = resolve_sigma(sigma)
+    check_precision(precision)
+    points, rows, n_before = _sampled_points(z, max_samples, seed, sampler, distributed=False)
+    dtype = resolve_dtype(precision, points.device)
+    points = points.to(dtype)
+    return points, bandwidth_for(points, _follow_subsample(sigma, rows, n_before)), dtype
 
 
 def entropy_request(
@@ -79,15 +109,14 @@ def entropy_request(
     options = check_solver_settings(solver, memory_budget, solver_options)
     check_precision(precision)
     distributed = bool(distributed)
-    points = prepare_points(z, max_samples, seed, sampler, distributed=distributed)
+    points, rows, n_before = _sampled_points(z, max_samples, seed, sampler, distributed)
     n = points.shape[0]
     chosen = resolved_solver(solver, n, points.device)
     dtype = solver_dtype(precision, chosen, points.device)
     points = points.to(dtype)
     layout = split_layout(n) if distributed else single_process_layout(n)
-    return EntropyRequest(
-        points, bandwidth_for(points, sigma), t, dtype, seed, layout, memory_budget, options, solver=chosen
-    )
+    bandwidth = bandwidth_for(points, _follow_subsample(sigma, rows, n_before), layout if distributed else None)
+    return EntropyRequest(points, bandwidth, t, dtype, seed, layout, memory_budget, options, solver=chosen)
 
 
 def _gathered(z, reference) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,6 +131,14 @@ def points_and_classes(
     z, reference, reference_type: str, n_clusters: int, max_samples, seed: int, sampler: str, distributed: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Validated Z and class ids of B, jointly subsampled to `max_samples` rows."""
+    points, classes, _, _ = _sampled_points_and_classes(
+        z, reference, reference_type, n_clusters, max_samples, seed, sampler, distributed
+    )
+    return points, classes
+
+
+def _sampled_points_and_classes(z, reference, reference_type, n_clusters, max_samples, seed, sampler, distributed):
+    """`points_and_classes`, and the rows kept (None: all) and N before the subsample."""
     if distributed:
         z, reference = _gathered(z, reference)
     points = as_points(z)
@@ -114,7 +151,7 @@ def points_and_classes(
         points = points[rows.to(points.device)]
         reference = reference[rows.numpy() if not isinstance(reference, torch.Tensor) else rows.to(reference.device)]
     classes = discretize_reference(reference, reference_type, n_clusters, seed=seed)
-    return points, classes.to(points.device)
+    return points, classes.to(points.device), rows, n
 
 
 def mutual_information_request(
@@ -136,8 +173,9 @@ def mutual_information_request(
     solver_options,
 ) -> tuple[SubsetPlan, torch.Tensor]:
     """The plan of one DSMI and the class ids (N,) of B; arguments as in
-    `diffusion_spectral_mutual_information`. The bandwidth comes from all N points and
-    serves every class subset."""
+    `diffusion_spectral_mutual_information`. The bandwidth is resolved once, on all N points
+    (their kNN scales split by rows across ranks under `distributed`), and serves every class
+    subset."""
     sigma = resolve_sigma(sigma)
     t = check_positive(t, "t")
     check_positive_int(n_repetitions, "n_repetitions")
@@ -145,13 +183,14 @@ def mutual_information_request(
     options = check_solver_settings(solver, memory_budget, solver_options)
     check_precision(precision)
     distributed = bool(distributed)
-    points, classes = points_and_classes(
-        z, reference, reference_type, n_clusters, max_samples, seed, sampler, distributed=distributed
+    points, classes, rows, n_before = _sampled_points_and_classes(
+        z, reference, reference_type, n_clusters, max_samples, seed, sampler, distributed
     )
     points = points.to(resolve_dtype(precision, points.device))
+    layout = split_layout(len(points)) if distributed else None
     plan = SubsetPlan(
         points=points,
-        bandwidth=bandwidth_for(points, sigma),
+        bandwidth=bandwidth_for(points, _follow_subsample(sigma, rows, n_before), layout),
         t=t,
         solver=solver,
         slq_dtype=solver_dtype(precision, "slq", points.device),

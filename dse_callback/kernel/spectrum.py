@@ -2,6 +2,8 @@
 
     G_ij = exp(-|z_i - z_j|^2 / (2 sigma^2)),   A_ij = G_ij / sqrt(deg_i deg_j)
 
+(with per-point scales, G_ij = exp(-|z_i - z_j|^2 / (2 s_i s_j)), under sigma="knn")
+
 A has the eigenvalues of the random-walk operator diag(deg)^-1 G, all in [-1, 1], largest
 1. Both public functions validate once and build A in one place (`_operator_of`). A full
 spectrum needs every eigenvalue (eigvalsh); an approximate DSE's top eigenvalues are in
@@ -14,30 +16,27 @@ import numpy as np
 import torch
 
 from .geometry.affinity import affinity_of_points
-from .geometry.bandwidth import bandwidth_for, resolve_sigma
-from .request import prepare_points
+from .geometry.bandwidth import Bandwidth, ResolvedBandwidth
+from .request import operator_request
 from .solvers.exact import exact_eigenvalues
-from .validation import check_precision, resolve_dtype
 
 
 def _operator_of(z, sigma, precision, max_samples=None, seed=0, sampler="torch") -> torch.Tensor:
     """A (N, N) of validated, subsampled Z in the working dtype."""
-    sigma = resolve_sigma(sigma)
-    check_precision(precision)
-    points = prepare_points(z, max_samples, seed, sampler)
-    dtype = resolve_dtype(precision, points.device)
-    points = points.to(dtype)
-    return affinity_of_points(points, bandwidth_for(points, sigma), dtype)
+    return affinity_of_points(*operator_request(z, sigma, precision, max_samples, seed, sampler))
 
 
-def diffusion_operator(z, sigma: float | str = 10.0, *, precision: str | None = None) -> torch.Tensor:
+def diffusion_operator(
+    z, sigma: float | str | Bandwidth | ResolvedBandwidth = 10.0, *, precision: str | None = None
+) -> torch.Tensor:
     """The symmetric diffusion operator A of points Z, on Z's device.
 
     A_ij = G_ij / sqrt(deg_i deg_j) with G_ij = exp(-|z_i - z_j|^2 / (2 sigma^2)).
 
     Args:
         z: points, shape (N, D), a tensor or a NumPy array.
-        sigma: Gaussian bandwidth (> 0), or "median" for the median pairwise distance.
+        sigma: Gaussian bandwidth, as in `diffusion_spectral_entropy` (a number, "median",
+            "rms", "knn", a `Bandwidth` or a `ResolvedBandwidth`).
         precision: "float64", "float32", or None for float64 on the CPU and float32 on GPUs.
 
     Returns:
@@ -53,7 +52,7 @@ def diffusion_operator(z, sigma: float | str = 10.0, *, precision: str | None = 
 
 def diffusion_spectrum(
     z,
-    sigma: float | str = 10.0,
+    sigma: float | str | Bandwidth | ResolvedBandwidth = 10.0,
     *,
     max_samples: int | None = 10_000,
     seed: int = 0,
@@ -67,7 +66,8 @@ def diffusion_spectrum(
 
     Args:
         z: points, shape (N, D): a tensor (computed on its device) or a NumPy array.
-        sigma: Gaussian bandwidth (> 0), or "median" for the median pairwise distance.
+        sigma: Gaussian bandwidth, as in `diffusion_spectral_entropy` (a number, "median",
+            "rms", "knn", a `Bandwidth` or a `ResolvedBandwidth`).
         max_samples: above this many rows, a seeded random subset of this size is used
             (None: never subsample).
         seed: seed of the subsample (a private generator; the global RNG is untouched).

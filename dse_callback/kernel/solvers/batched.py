@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from ..geometry.affinity import gaussian_kernel_
 from ..geometry.distances import full_precision_matmul, pairwise_squared_distances_
 from .estimate import SLQOptions
 from .krylov import lanczos_quadrature
@@ -27,14 +28,17 @@ from .slq import entropy_and_stderr, probe_estimates
 class BatchedDiffusionOperator:
     """B diffusion operators A (B, n, n) of point sets (B, n, D), stored, as products only.
 
+    `scales` (B, n): each point's own scale under "knn" (taken from the full set's); None:
+    the fixed `bandwidth`.
+
     Attributes:
         trace (B,): tr A = sum 1/deg; frobenius_squared (B,): ||A||_F^2;
         top_vector (B, n): sqrt(deg)/||sqrt(deg)||, the eigenvector of eigenvalue 1;
         products: columns multiplied per operator so far.
     """
 
-    def __init__(self, points: torch.Tensor, bandwidth: float, dtype: torch.dtype):
-        kernel = pairwise_squared_distances_(points.to(dtype)).mul_(-1.0 / (2.0 * bandwidth * bandwidth)).exp_()
+    def __init__(self, points: torch.Tensor, bandwidth: float, dtype: torch.dtype, scales: torch.Tensor | None = None):
+        kernel = gaussian_kernel_(pairwise_squared_distances_(points.to(dtype)), bandwidth, scales, scales)
         b, n, _ = kernel.shape
         degree = row_sums_float64(kernel.reshape(b * n, n)).reshape(b, n)
         scale = degree.rsqrt().to(dtype)
@@ -67,12 +71,14 @@ def batched_slq_entropies(
     dtype: torch.dtype,
     generator: torch.Generator,
     options: SLQOptions,
+    scales: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """slq DSE estimates of B point sets of equal size at once.
 
     Args:
         points: (B, n, D), validated, on the compute device.
         bandwidth, t: sigma > 0 and the diffusion time.
+        scales: (B, n) per-point scales under "knn" (then `bandwidth` is unused), or None.
         dtype: the working dtype (float32 or float64).
         generator: a CPU generator for the Rademacher probes; it advances, so successive
             batches get fresh probes.
@@ -81,7 +87,7 @@ def batched_slq_entropies(
     Returns:
         DSE values (B,) and their squared standard errors (B,), float64 CPU.
     """
-    operator = BatchedDiffusionOperator(points, bandwidth, dtype)
+    operator = BatchedDiffusionOperator(points, bandwidth, dtype, scales)
     b, n, _ = points.shape
     signs = torch.randint(0, 2, (b, n, options.probes), generator=generator, dtype=torch.float64).mul_(2).sub_(1)
     steps = max(1, min(options.lanczos_steps, n - 1))

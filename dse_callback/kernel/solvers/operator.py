@@ -1,6 +1,7 @@
 """Products A @ X with the diffusion operator, from a stored row block or recomputed rows.
 
-    G_ij = exp(-|z_i - z_j|^2 / (2 sigma^2)),  deg_i = sum_j G_ij,
+    G_ij = exp(-|z_i - z_j|^2 / (2 sigma^2))  (or exp(-|z_i - z_j|^2 / (2 s_i s_j)) for "knn"),
+    deg_i = sum_j G_ij,
     A = D^-1/2 G D^-1/2,  A_ii = 1 / deg_i,  A sqrt(deg) = sqrt(deg).
 
 This process owns rows [lo, hi) of A (all of them without torch.distributed). When that
@@ -17,7 +18,8 @@ from collections.abc import Iterator
 
 import torch
 
-from ..geometry.affinity import available_memory_bytes
+from ..geometry.affinity import available_memory_bytes, gaussian_kernel_, kernel_parameters
+from ..geometry.bandwidth import ResolvedBandwidth
 from ..geometry.distances import centered_with_squared_norms, full_precision_matmul, squared_distances_from_rows
 from .layout import RowLayout
 
@@ -70,7 +72,8 @@ class DiffusionOperator:
 
     Args:
         points: the full Z (N, D) on the compute device, already validated.
-        bandwidth: sigma > 0.
+        bandwidth: the `ResolvedBandwidth` (or a number sigma > 0); under "knn" its local
+            scales (N,) weigh each kernel row and column.
         dtype: dtype of the kernel and its products (float32 or float64).
         layout: this process's rows and collectives.
         memory_budget: bytes the stored row block may take (None: 70% of free memory);
@@ -85,14 +88,14 @@ class DiffusionOperator:
     def __init__(
         self,
         points: torch.Tensor,
-        bandwidth: float,
+        bandwidth: ResolvedBandwidth | float,
         dtype: torch.dtype,
         layout: RowLayout,
         memory_budget: int | None = None,
     ):
         self.layout, self.n, self.dtype, self.device = layout, points.shape[0], dtype, points.device
         self.threads = torch.get_num_threads()
-        self._scale = -1.0 / (2.0 * bandwidth * bandwidth)
+        self._sigma, self._scales = kernel_parameters(bandwidth)
         self._centered, self._squared_norms = centered_with_squared_norms(points.to(dtype))
         itemsize = torch.empty((), dtype=dtype).element_size()
         rows = layout.hi - layout.lo
@@ -128,7 +131,9 @@ class DiffusionOperator:
         """G[start:stop] (rows, N) with an exact 1 on the diagonal."""
         block = squared_distances_from_rows(self._centered, self._squared_norms, slice(start, stop))
         block[torch.arange(stop - start, device=self.device), torch.arange(start, stop, device=self.device)] = 0.0
-        return block.mul_(self._scale).exp_()
+        if self._scales is None:
+            return gaussian_kernel_(block, self._sigma)
+        return gaussian_kernel_(block, self._sigma, self._scales[start:stop], self._scales)
 
     def _normalize_stored(self) -> None:
         """Scale the stored rows to A in place, and take ||A||_F^2 from them."""

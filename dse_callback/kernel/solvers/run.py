@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..geometry.affinity import affinity_of_points
+from ..geometry.affinity import affinity_of_points, kernel_parameters
+from ..geometry.bandwidth import ResolvedBandwidth
 from .bounds import top_k_bounds
 from .estimate import DSEEstimate, SLQOptions
 from .exact import entropy_of_spectrum, exact_eigenvalues
@@ -42,11 +43,11 @@ BATCHED_SLQ_MIN_N = 512
 @dataclass(frozen=True)
 class EntropyRequest:
     """One DSE to compute, resolved by `request.entropy_request`: the full Z (N, D) on this
-    rank in the working `dtype`, the numeric bandwidth, and the solver that runs ("exact"
-    or "slq"; "auto" is resolved before)."""
+    rank in the working `dtype`, the bandwidth resolved on it (its `value` is recorded as
+    sigma), and the solver that runs ("exact" or "slq"; "auto" is resolved before)."""
 
     points: torch.Tensor
-    bandwidth: float
+    bandwidth: ResolvedBandwidth
     t: float
     dtype: torch.dtype
     seed: int
@@ -73,7 +74,7 @@ def exact_solver(request: EntropyRequest) -> DSEEstimate:
         interval=(value, value),
         solver="exact",
         n=request.points.shape[0],
-        sigma=request.bandwidth,
+        sigma=kernel_parameters(request.bandwidth)[0],
         t=request.t,
         seconds=time.perf_counter() - start,
         top_eigenvalues=top,
@@ -101,7 +102,10 @@ def slq_solver(request: EntropyRequest) -> DSEEstimate:
             tolerance=options.tolerance,
         )
         solver, stderr = "topk", 0.0
-        low, high = top_k_bounds(operator.frobenius_squared, n, pairs) if request.t == 2 else (0.0, math.inf)
+        # The certificate needs the deflated values to be the largest in magnitude: a positive
+        # semi-definite kernel guarantees it, "knn"'s self-tuning kernel does not (see geometry.bandwidth).
+        certifiable = request.t == 2 and kernel_parameters(request.bandwidth)[1] is None
+        low, high = top_k_bounds(operator.frobenius_squared, n, pairs) if certifiable else (0.0, math.inf)
         value = (low + high) / 2
         if high - low > options.bound_tolerance:  # loose or no bounds: probe
             solver = "slq"
@@ -114,7 +118,7 @@ def slq_solver(request: EntropyRequest) -> DSEEstimate:
         interval=(low, high),
         solver=solver,
         n=n,
-        sigma=request.bandwidth,
+        sigma=kernel_parameters(request.bandwidth)[0],
         t=request.t,
         seconds=time.perf_counter() - start,
         top_eigenvalues=pairs.values.cpu(),

@@ -10,8 +10,9 @@ its R size-matched random subsets). `DiffusionSubsetEntropies` answers from one
 - larger slq subsets run one by one (`run.slq_solver`), stored or blocked, their kernel
   rows split across ranks under `distributed`.
 
-The bandwidth is the plan's, taken from all N points: a per-class bandwidth would rescale
-each class to its own spread and hide how compact it is.
+The bandwidth is the plan's, resolved once on all N points: a per-class bandwidth would
+rescale each class to its own spread and hide how compact it is. Under "knn" a subset's
+kernel uses the full set's local scales of its own rows; they are never recomputed per subset.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..geometry.affinity import check_matrix_fits, diffusion_affinity_
+from ..geometry.affinity import check_matrix_fits, diffusion_affinity_, kernel_parameters
+from ..geometry.bandwidth import ResolvedBandwidth
 from ..geometry.distances import pairwise_squared_distances_
 from .batched import batch_fits, batched_slq_entropies
 from .estimate import SLQOptions
@@ -35,7 +37,7 @@ class SubsetPlan:
 
     Attributes:
         points: the full Z (N, D) in the exact dtype, on every rank.
-        bandwidth: sigma, resolved on all N points.
+        bandwidth: resolved on all N points (its local scales, under "knn", number N).
         t: diffusion time.
         solver: "exact", "slq" or "auto", applied per subset size (`run.subset_solver`).
         slq_dtype: the working dtype of slq subsets.
@@ -43,7 +45,7 @@ class SubsetPlan:
     """
 
     points: torch.Tensor
-    bandwidth: float
+    bandwidth: ResolvedBandwidth
     t: float
     solver: str
     slq_dtype: torch.dtype
@@ -73,19 +75,22 @@ class DiffusionSubsetEntropies:
     def __call__(self, index_sets: torch.Tensor) -> SubsetEntropies:
         plan, (count, size) = self.plan, index_sets.shape
         points = plan.points
+        index_sets = index_sets.to(points.device)
+        sigma, local = kernel_parameters(plan.bandwidth)
+        scales = None if local is None else local[index_sets]  # (B, n): each row keeps its full-set scale
         if subset_solver(plan.solver, size, len(points), points.device) == "exact":
             check_matrix_fits(count, size, points.dtype, points.device)
             # Distances per subset in one batched GEMM: for K classes this does (R + 1) / K
             # of the work of one global N x N matrix, and needs no gather.
-            d2 = pairwise_squared_distances_(points[index_sets.to(points.device)])
-            values = entropy_of_spectrum(exact_eigenvalues(diffusion_affinity_(d2, plan.bandwidth)), plan.t).cpu()
+            d2 = pairwise_squared_distances_(points[index_sets])
+            values = entropy_of_spectrum(exact_eigenvalues(diffusion_affinity_(d2, sigma, scales)), plan.t).cpu()
             return SubsetEntropies(values, torch.zeros_like(values), frozenset({"exact"}))
         if self._slq_points is None:
             self._slq_points = points.to(plan.slq_dtype)
         if batch_fits(count, size, plan.slq_dtype, points.device, plan.memory_budget):
-            subsets = self._slq_points[index_sets.to(points.device)]
+            subsets = self._slq_points[index_sets]
             values, variances = batched_slq_entropies(
-                subsets, plan.bandwidth, plan.t, plan.slq_dtype, self.generator, plan.options
+                subsets, sigma, plan.t, plan.slq_dtype, self.generator, plan.options, scales
             )
             if plan.distributed:  # every rank computed the same; rank 0's copy makes it exact
                 values, variances = (rank_zero_copy(x, points.device) for x in (values, variances))
@@ -99,8 +104,8 @@ class DiffusionSubsetEntropies:
         plan, size = self.plan, len(rows)
         layout = split_layout(size) if plan.distributed else single_process_layout(size)
         return EntropyRequest(
-            self._slq_points[rows.to(plan.points.device)],
-            plan.bandwidth,
+            self._slq_points[rows],
+            plan.bandwidth.take(rows),
             plan.t,
             plan.slq_dtype,
             plan.seed,

@@ -12,6 +12,7 @@ from .entropy import diffusion_spectral_entropy, entropy_of_spectrum, saturation
 from .errors import BandwidthWarning, EigensolverFallbackWarning, SkippedClassWarning
 from .geometry.bandwidth import Bandwidth, ResolvedBandwidth, resolve_bandwidth
 from .mutual_info import classic_shannon_mutual_information, diffusion_spectral_mutual_information
+from .profile import EntropyProfile, diffusion_entropy_profile
 from .rankme import rankme
 from .reference.clustering import discretize_reference, downsample_images, spectral_clusters
 from .shannon import classic_shannon_entropy
@@ -24,11 +25,13 @@ __all__ = [
     "DSEEstimate",
     "DSMIEstimate",
     "EigensolverFallbackWarning",
+    "EntropyProfile",
     "ResolvedBandwidth",
     "SLQOptions",
     "SkippedClassWarning",
     "classic_shannon_entropy",
     "classic_shannon_mutual_information",
+    "diffusion_entropy_profile",
     "diffusion_operator",
     "diffusion_spectral_entropy",
     "diffusion_spectral_mutual_information",

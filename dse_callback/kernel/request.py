@@ -9,7 +9,8 @@ request object goes down to the solvers and the geometry, which never ask again:
 - `entropy_request` -> `solvers.run.EntropyRequest` (DSE; `solvers.run.solve` runs it);
 - `mutual_information_request` -> a `solvers.subsets.SubsetPlan` and the class ids of B
   (DSMI; `solvers.subsets.DiffusionSubsetEntropies` runs it per class);
-- `operator_request` -> the points, bandwidth and dtype of one diffusion operator (`spectrum`).
+- `operator_request` -> the points, bandwidth and dtype of one diffusion operator (`spectrum`);
+  `profile` reuses `entropy_request`, its bandwidth resolved on the full Z.
 
 The bandwidth (`geometry.bandwidth.bandwidth_for`) is resolved once per call, on the full
 (gathered, subsampled) Z. A `ResolvedBandwidth` passed as sigma is used as it is; if it was
@@ -62,14 +63,12 @@ def solver_dtype(precision: str | None, solver: str, device: torch.device) -> to
     return resolve_dtype(precision, device)
 
 
-def _sampled_points(
-    z, max_samples, seed: int, sampler: str, distributed: bool
-) -> tuple[torch.Tensor, torch.Tensor | None, int]:
-    """Validated Z after the `max_samples` subsample, the rows kept (None: all) and N before it."""
+def _sampled_points(z, max_samples, seed: int, sampler: str, distributed: bool):
+    """(validated Z after the `max_samples` subsample, the rows kept or None, the full Z)."""
     check_choice(sampler, "sampler", SAMPLERS)
     points = as_points(gather_points(as_points(z, min_rows=0))) if distributed else as_points(z)
     rows = subsample_rows(points.shape[0], check_max_samples(max_samples), seed=seed, sampler=sampler)
-    return (points if rows is None else points[rows.to(points.device)]), rows, points.shape[0]
+    return (points if rows is None else points[rows.to(points.device)]), rows, points
 
 
 def prepare_points(z, max_samples: int | None, seed: int, sampler: str, distributed: bool = False) -> torch.Tensor:
@@ -93,29 +92,49 @@ def operator_request(z, sigma, precision, max_samples=None, seed=0, sampler="tor
     """(points in the working dtype, the resolved bandwidth, the dtype) of one diffusion operator."""
     sigma = resolve_sigma(sigma)
     check_precision(precision)
-    points, rows, n_before = _sampled_points(z, max_samples, seed, sampler, distributed=False)
+    points, rows, full = _sampled_points(z, max_samples, seed, sampler, distributed=False)
     dtype = resolve_dtype(precision, points.device)
     points = points.to(dtype)
-    return points, bandwidth_for(points, _follow_subsample(sigma, rows, n_before)), dtype
+    return points, bandwidth_for(points, _follow_subsample(sigma, rows, len(full))), dtype
 
 
 def entropy_request(
-    z, sigma, t, *, max_samples, seed, sampler, precision, solver, distributed, memory_budget, solver_options
+    z,
+    sigma,
+    t,
+    *,
+    max_samples,
+    seed,
+    sampler,
+    precision,
+    solver,
+    distributed,
+    memory_budget,
+    solver_options,
+    bandwidth_on_full: bool = False,
 ) -> EntropyRequest:
-    """The request of one DSE; arguments as in `diffusion_spectral_entropy`."""
+    """The request of one DSE; arguments as in `diffusion_spectral_entropy`.
+
+    `bandwidth_on_full`: resolve a preset on the full Z before the `max_samples` subsample
+    (the entropy profile's choice) instead of on the rows kept.
+    """
     sigma = resolve_sigma(sigma)
     t = check_positive(t, "t")
     seed = check_seed(seed)
     options = check_solver_settings(solver, memory_budget, solver_options)
     check_precision(precision)
     distributed = bool(distributed)
-    points, rows, n_before = _sampled_points(z, max_samples, seed, sampler, distributed)
+    points, rows, full = _sampled_points(z, max_samples, seed, sampler, distributed)
     n = points.shape[0]
     chosen = resolved_solver(solver, n, points.device)
     dtype = solver_dtype(precision, chosen, points.device)
     points = points.to(dtype)
     layout = split_layout(n) if distributed else single_process_layout(n)
-    bandwidth = bandwidth_for(points, _follow_subsample(sigma, rows, n_before), layout if distributed else None)
+    if bandwidth_on_full and rows is not None:
+        on_full = bandwidth_for(full.to(dtype), sigma, split_layout(len(full)) if distributed else None)
+        bandwidth = on_full.take(rows)
+    else:
+        bandwidth = bandwidth_for(points, _follow_subsample(sigma, rows, len(full)), layout if distributed else None)
     return EntropyRequest(points, bandwidth, t, dtype, seed, layout, memory_budget, options, solver=chosen)
 
 

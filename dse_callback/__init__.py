@@ -2,8 +2,9 @@
 
 The package follows a probe's flow, one subpackage per stage: `kernel` (the math) <-
 `probe` (reading, capturing, the forward pass) <- `distributed` (shares and gathers) <-
-`measure` (metrics and the `DSETracker`) <- `integrations` (Lightning); `report` writes
-the history and the figures. This module re-exports the public names.
+`measure` (metrics and the `DSETracker`) <- `integrations` (Lightning, the Hugging Face
+Trainer); `report` writes the history and the figures. This module re-exports the public
+names; the framework adapters load on first use.
 """
 
 from .distributed.probe_shares import Runtime
@@ -40,6 +41,7 @@ __all__ = [
     "DSEMonitor",
     "DSMIEstimate",
     "DSETracker",
+    "DSETrainerCallback",
     "EigensolverFallbackWarning",
     "EntropyProfile",
     "ResolvedBandwidth",
@@ -69,4 +71,8 @@ def __getattr__(name: str):
         from .integrations.pl_callback import DSEMonitor
 
         return DSEMonitor
+    if name == "DSETrainerCallback":  # transformers loads only here, on first use
+        from .integrations.huggingface import DSETrainerCallback
+
+        return DSETrainerCallback
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,10 +8,12 @@ With lambda the eigenvalues of A, w(x) = |x|^t and g(x) = w(x) log2 w(x):
    first, eigenvalue 1 with eigenvector sqrt(deg)/||sqrt(deg)||, is exact). With
    P = I - U U^T, sum_{i>r} h(lambda_i) = tr_P h(PAP), the trace over the range of P, and
    the r deflated directions add nothing (h(0) = 0 for t > 0).
-2. Control variate: a quadratic q ~ h has an exact trace over the range of P,
-       tr_P q = q0 (N - r) + q1 tr(PAP) + q2 tr((PAP)^2),
-   tr(PAP)     = tr A - sum theta_i,            tr A = sum_i 1/deg_i,
-   tr((PAP)^2) = ||A||_F^2 - 2 sum ||A u_i||^2 + sum_ij (u_i^T A u_j)^2.
+2. Control variate: a quadratic q ~ h has an exact trace over the range of P::
+
+       tr_P q      = q0 (N - r) + q1 tr(PAP) + q2 tr((PAP)^2),
+       tr(PAP)     = tr A - sum theta_i,            tr A = sum_i 1/deg_i,
+       tr((PAP)^2) = ||A||_F^2 - 2 sum ||A u_i||^2 + sum_ij (u_i^T A u_j)^2.
+
    For t = 1 (w = x) and t = 2 (w = x^2) q reproduces w, so S is exact.
 3. Hutchinson with Lanczos quadrature estimates the rest, tr_P (h - q), from Rademacher
    probes z: E[(Pz)^T (h - q)(PAP) (Pz)] = tr_P (h - q).

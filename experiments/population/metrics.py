@@ -1,9 +1,19 @@
-"""Measuring a population of models on one probe, and how each measure tracks accuracy.
+"""Measuring a population of models on one probe under several bandwidths, and how each measure tracks accuracy.
 
 Shared by the MNIST population study (`dse-experiment population`) and the ImageNet
-study (`experiments/population/imagenet.py`): the same measures, the same correlation
-table (Pearson and Spearman with p-values, from scipy.stats) and the same scatter figure,
-ConvNets and other families coloured apart as in the paper.
+study (`experiments/population/imagenet.py`).
+
+Bandwidths are spelled as they are passed (the `sigma` column of every CSV):
+`sqrt_dim` (sigma = sqrt(dim Z), the paper's ImageNet setting, computed here per model),
+a number such as `10` (the paper's fixed sigma), or a preset of the package (`median`,
+`rms`, `knn`), resolved by the package on the model's full probe Z. Each bandwidth is
+resolved once per model and shared by all its measures: the DSE call resolves it, and the
+two DSMIs get that number (for `knn`, whose kernel has one scale per point, they get the
+preset, which the package resolves once on the full Z and reuses for every class subset).
+
+The measures: DSE(Z), DSMI(Z; Y), DSMI(Z; X) depend on sigma; CSE(Z), CSMI(Z; Y) and
+RankMe(Z) do not, so they are computed once per model and their rows are repeated, with
+identical values, under every bandwidth of the tables (the models CSV repeats them too).
 """
 
 from __future__ import annotations
@@ -12,11 +22,9 @@ import csv
 import math
 import pathlib
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
-import numpy as np
 import torch
-from scipy import stats
 
 from dse_callback import (
     classic_shannon_entropy,
@@ -25,11 +33,10 @@ from dse_callback import (
     diffusion_spectral_mutual_information,
     rankme,
 )
-from dse_callback.report.figures import pyplot
 
-from ..plot import save_figure
+from .statistics import bootstrap_interval, partial_spearman, spearman
 
-# Column name -> label, in the order of the table and the figure's panels.
+# Column name -> label, in the order of the tables and the figures.
 MEASURES = {
     "dse": "DSE(Z)",
     "dsmi_y": "DSMI(Z; Y)",
@@ -38,117 +45,184 @@ MEASURES = {
     "csmi_y": "CSMI(Z; Y)",
     "rankme": "RankMe(Z)",
 }
-FAMILY_COLOURS = {"cnn": "tab:blue", "mlp": "tab:orange", "transformer": "tab:green"}
+SIGMA_MEASURES = ("dse", "dsmi_y", "dsmi_x")  # the others do not depend on the bandwidth
+BANDWIDTHS = ("sqrt_dim", "10", "median", "rms", "knn")
+PRESETS = ("median", "rms", "knn")
+FAMILY_ORDER = ("mlp", "cnn", "vit", "transformer")
+CORRELATION_COLUMNS = ("sigma", "measure", "family", "n_models", "spearman", "ci_low", "ci_high", "partial_spearman")
 
 
-def resolve_bandwidth(sigma: float | str, width: int) -> float | str:
-    """sigma as given, or sqrt(dim Z) for "sqrt_dim" (the paper's ImageNet setting)."""
-    if sigma == "sqrt_dim":
-        return math.sqrt(width)
+def bandwidth_label(sigma) -> str:
+    """A bandwidth as the CSVs spell it: "sqrt_dim", a preset, or a number without a trailing ".0"."""
     if isinstance(sigma, str):
-        return sigma  # "median": resolved by the package
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, 'sqrt_dim' or 'median', got {sigma!r}")
-    return float(sigma)
+        if sigma in ("sqrt_dim", *PRESETS):
+            return sigma
+        try:
+            sigma = float(sigma)
+        except ValueError:
+            raise ValueError(f"sigma must be a number > 0, 'sqrt_dim' or one of {PRESETS}, got {sigma!r}") from None
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma > 0 or not math.isfinite(sigma):
+        raise ValueError(f"sigma must be a number > 0, 'sqrt_dim' or one of {PRESETS}, got {sigma!r}")
+    return f"{float(sigma):g}"
+
+
+def resolve_bandwidth(label: str, width: int) -> float | str:
+    """What the package is passed for `label`: sqrt(width) for "sqrt_dim", the number, or the preset."""
+    label = bandwidth_label(label)
+    if label == "sqrt_dim":
+        return math.sqrt(width)
+    return label if label in PRESETS else float(label)
 
 
 def measure(
-    z: torch.Tensor, labels: torch.Tensor, input_clusters: torch.Tensor | None, sigma: float | str = "sqrt_dim", t: float = 1
-) -> dict[str, float]:
-    """Every measure of MEASURES for representations Z (N, D) of one probe.
+    z: torch.Tensor,
+    labels: torch.Tensor,
+    input_clusters: torch.Tensor | None,
+    bandwidths: Sequence = BANDWIDTHS,
+    t: float = 1,
+) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Every measure of MEASURES for representations Z (N, D) of one probe, under each bandwidth.
 
-    labels (N,) are the classes Y; input_clusters (N,) are the probe's inputs X grouped
-    once (by `spectral_clusters`) and shared by every model; None skips DSMI(Z; X).
+    Args:
+        z: the representations (N, D); measured in float64 on the CPU.
+        labels: the classes Y (N,).
+        input_clusters: the probe's inputs X grouped once (by `spectral_clusters`) and
+            shared by every model (N,); None skips DSMI(Z; X) (NaN).
+        bandwidths: the bandwidths, as `bandwidth_label` accepts them.
+        t: the diffusion time.
+
+    Returns:
+        (shared, per_bandwidth): `shared` holds the sigma-free measures (cse, csmi_y,
+        rankme), `feature_norm` (the mean of |z_i|) and `rms_radius` (the root-mean-square
+        distance of the z_i to their mean); `per_bandwidth` holds one dict per bandwidth with
+        `sigma` (its label), `sigma_value` (the resolved number; the median of the per-point
+        scales for knn), `scale` (rms_radius / sigma_value), dse, dsmi_y and dsmi_x.
     """
     z = z.detach().to(torch.float64).cpu()
-    bandwidth = resolve_bandwidth(sigma, z.shape[1])
-    options = dict(sigma=bandwidth, t=t, max_samples=None)
+    centred = z - z.mean(0)
+    shared = {
+        "feature_norm": float(z.norm(dim=1).mean()),
+        "rms_radius": float(centred.square().sum(1).mean().sqrt()),
+    }
+    per_bandwidth = []
     with warnings.catch_warnings():
-        # Saturation warnings are expected for the weak models; the values are recorded anyway.
+        # Saturation warnings are expected for some models and bandwidths; the values are recorded anyway.
         warnings.simplefilter("ignore")
-        values = {
-            "dse": diffusion_spectral_entropy(z, **options),
-            "dsmi_y": diffusion_spectral_mutual_information(z, labels, **options),
-            "dsmi_x": math.nan
-            if input_clusters is None
-            else diffusion_spectral_mutual_information(z, input_clusters, **options),
-            "cse": classic_shannon_entropy(z),
-            "csmi_y": classic_shannon_mutual_information(z, labels, max_samples=None),
-            "rankme": rankme(z),
-        }
-    values["sigma"] = float(bandwidth) if not isinstance(bandwidth, str) else math.nan
-    return values
+        shared.update(
+            cse=classic_shannon_entropy(z),
+            csmi_y=classic_shannon_mutual_information(z, labels, max_samples=None),
+            rankme=rankme(z),
+        )
+        for label in dict.fromkeys(bandwidth_label(sigma) for sigma in bandwidths):
+            bandwidth = resolve_bandwidth(label, z.shape[1])
+            estimate = diffusion_spectral_entropy(z, sigma=bandwidth, t=t, max_samples=None, return_details=True)
+            # Resolved once: the DSMIs reuse the number, except knn's per-point scales (resolved on the full Z).
+            reused = bandwidth if label == "knn" else float(estimate.sigma)
+            options = dict(sigma=reused, t=t, max_samples=None)
+            per_bandwidth.append(
+                {
+                    "sigma": label,
+                    "sigma_value": float(estimate.sigma),
+                    "scale": shared["rms_radius"] / float(estimate.sigma),
+                    "dse": float(estimate.value),
+                    "dsmi_y": diffusion_spectral_mutual_information(z, labels, **options),
+                    "dsmi_x": math.nan
+                    if input_clusters is None
+                    else diffusion_spectral_mutual_information(z, input_clusters, **options),
+                }
+            )
+    return shared, per_bandwidth
 
 
-def correlations(rows: Sequence[dict], target: str = "accuracy") -> list[dict]:
-    """Pearson and Spearman correlation of each measure with `target`, over all rows and per family.
+def families_of(rows: Sequence[dict]) -> list[str]:
+    """The families present, in FAMILY_ORDER first, then any others alphabetically."""
+    present = {row["family"] for row in rows}
+    return [family for family in FAMILY_ORDER if family in present] + sorted(present - set(FAMILY_ORDER))
+
+
+def correlation_table(
+    rows: Sequence[dict],
+    target: str = "accuracy",
+    control: str = "feature_norm",
+    resamples: int = 2000,
+    seed: int = 0,
+) -> list[dict]:
+    """Spearman of each measure with `target`, per bandwidth and family, in the long format of the CSV.
+
+    `rows` are the long model rows (one per model and bandwidth, with `model`, `family`,
+    `sigma`, the measures, `target` and `control`). For every bandwidth x measure x group
+    (each family, then every model pooled as family "all") one dict with the columns of
+    CORRELATION_COLUMNS: n_models (the models with a finite value), spearman, its
+    percentile bootstrap 95% interval (`resamples` resamples of the models, seeded by
+    `seed`, the same draws for every measure) and the partial Spearman given `control`.
 
     Pooled over families, a correlation can come from the families alone (one family weak
-    and low on a measure, the other strong and high), so where the rows hold more than one
-    family each family is correlated on its own too. Returns one dict per (group, measure):
-    group ("all" or the family), measure, n, pearson_r, pearson_p, spearman_rho, spearman_p
-    (NaN where the measure is constant or has fewer than 3 finite values).
+    and low on a measure, another strong and high), which is why every family is
+    correlated on its own too. The sigma-free measures are computed once per group and
+    repeated under every bandwidth.
     """
-    families = sorted({row["family"] for row in rows if "family" in row})
-    groups = [("all", list(rows))] + ([(family, [row for row in rows if row.get("family") == family]) for family in families]
-                                     if len(families) > 1 else [])  # fmt: skip
-    return [_correlate(group, chosen, key, target) for group, chosen in groups for key in MEASURES]
+    labels = list(dict.fromkeys(row["sigma"] for row in rows))
+    groups = [(family, [row for row in rows if row["family"] == family]) for family in families_of(rows)]
+    groups.append(("all", list(rows)))
+    shared_rows = {}
+    table = []
+    for label in labels:
+        for key in MEASURES:
+            for family, members in groups:
+                if key in SIGMA_MEASURES or (key, family) not in shared_rows:
+                    chosen = [row for row in members if row["sigma"] == label]
+                    entry = _correlate(chosen, key, target, control, resamples, seed)
+                    if key not in SIGMA_MEASURES:
+                        shared_rows[key, family] = entry
+                else:
+                    entry = shared_rows[key, family]
+                table.append({"sigma": label, "measure": key, "family": family, **entry})
+    return table
 
 
-def _correlate(group: str, rows: Sequence[dict], key: str, target: str) -> dict:
-    pairs = [(row[key], row[target]) for row in rows if math.isfinite(row.get(key, math.nan))]
-    entry = {"group": group, "measure": key, "n": len(pairs)}
-    x, y = (np.array(values, dtype=float) for values in zip(*pairs)) if pairs else (np.array([]), np.array([]))
-    if len(pairs) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
-        pearson, spearman = stats.pearsonr(x, y), stats.spearmanr(x, y)
-        entry.update(pearson_r=float(pearson[0]), pearson_p=float(pearson[1]))
-        entry.update(spearman_rho=float(spearman[0]), spearman_p=float(spearman[1]))
-    else:
-        entry.update(pearson_r=math.nan, pearson_p=math.nan, spearman_rho=math.nan, spearman_p=math.nan)
-    return entry
+def _correlate(rows: Sequence[dict], key: str, target: str, control: str, resamples: int, seed: int) -> dict:
+    x = [float(row[key]) for row in rows]
+    y = [float(row[target]) for row in rows]
+    c = [float(row[control]) for row in rows]
+    finite = sum(math.isfinite(a) and math.isfinite(b) for a, b in zip(x, y))
+    low, high = bootstrap_interval(x, y, resamples=resamples, seed=seed)
+    return {
+        "n_models": finite,
+        "spearman": spearman(x, y),
+        "ci_low": low,
+        "ci_high": high,
+        "partial_spearman": partial_spearman(x, y, c),
+    }
 
 
-def write_csv(rows: Sequence[dict], path: str | pathlib.Path) -> pathlib.Path:
-    """Rows (dicts with the same keys) to a CSV file; returns its path."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def format_table(table: Sequence[dict]) -> str:
-    """The correlation table as aligned text (printed by the studies)."""
-    lines = [f"{'models':<8}{'measure':<12}{'n':>4}{'Pearson r':>11}{'p':>10}{'Spearman':>10}{'p':>10}"]
-    for entry in table:
-        lines.append(
-            f"{entry['group']:<8}{MEASURES[entry['measure']]:<12}{entry['n']:>4}{entry['pearson_r']:>11.3f}{entry['pearson_p']:>10.2g}"
-            f"{entry['spearman_rho']:>10.3f}{entry['spearman_p']:>10.2g}"
-        )
+def format_table(table: Sequence[dict], keys: Sequence[str] = ("dsmi_y", "dse")) -> str:
+    """Spearman [95% interval] (partial) per bandwidth and family for the measures `keys`, as aligned text."""
+    families = list(dict.fromkeys(entry["family"] for entry in table))
+    labels = list(dict.fromkeys(entry["sigma"] for entry in table))
+    index = {(entry["sigma"], entry["measure"], entry["family"]): entry for entry in table}
+    lines = []
+    for key in keys:
+        lines.append(f"{MEASURES[key]}: Spearman with accuracy [bootstrap 95%] (partial given the mean feature norm)")
+        lines.append(f"{'sigma':<10}" + "".join(f"{family:>28}" for family in families))
+        for label in labels:
+            cells = [index[label, key, family] for family in families]
+            lines.append(
+                f"{label:<10}"
+                + "".join(
+                    f"{e['spearman']:>8.2f} [{e['ci_low']:5.2f},{e['ci_high']:5.2f}] ({e['partial_spearman']:5.2f})"
+                    for e in cells
+                )
+            )
+        lines.append("")
     return "\n".join(lines)
 
 
-def plot_population(rows: Sequence[dict], table: Sequence[dict], out: str | pathlib.Path, target: str = "accuracy",
-                    target_label: str = "test accuracy", title: str | None = None) -> pathlib.Path:  # fmt: skip
-    """One scatter panel per measure against `target`, points coloured by family."""
-    plt = pyplot()
-    figure, axes = plt.subplots(2, 3, figsize=(13, 7.5), squeeze=False)
-    by_measure = {entry["measure"]: entry for entry in table if entry["group"] == "all"}
-    families = sorted({row["family"] for row in rows})
-    for axis, (key, label) in zip(axes.flat, MEASURES.items()):
-        for family in families:
-            chosen = [row for row in rows if row["family"] == family and math.isfinite(row[key])]
-            axis.scatter([row[key] for row in chosen], [row[target] for row in chosen], s=22, alpha=0.8,
-                         color=FAMILY_COLOURS.get(family), label=family)  # fmt: skip
-        entry = by_measure[key]
-        within = ", ".join(f"{e['group']} {e['spearman_rho']:.2f}" for e in table if e["measure"] == key and e["group"] != "all")
-        axis.set_title(f"{label}\nPearson {entry['pearson_r']:.2f} (p={entry['pearson_p']:.1g}), "
-                       f"Spearman {entry['spearman_rho']:.2f} (p={entry['spearman_p']:.1g})"
-                       + (f"\nSpearman within family: {within}" if within else ""), fontsize=9)  # fmt: skip
-        axis.set_xlabel(label + (" (bits)" if key != "rankme" else ""))
-        axis.set_ylabel(target_label)
-        axis.grid(True, alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    return save_figure(figure, out, title)
+def write_csv(rows: Sequence[dict], path: str | pathlib.Path, columns: Sequence[str] | None = None) -> pathlib.Path:
+    """Rows (dicts with the same keys) to a CSV file, in `columns` order if given; returns its path."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(columns or rows[0]), extrasaction="raise")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path

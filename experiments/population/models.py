@@ -1,9 +1,14 @@
-"""The population study's models: small MLPs and ConvNets, trained by a plain loop.
+"""The population study's models: small MLPs, ConvNets and vision transformers, trained by a plain loop.
 
 Each model is `features` (images -> Z, the penultimate representation) followed by
 `head` (Z -> logits), so Z is the input of the last Linear, as DSEMonitor measures it.
 The study varies family, width, depth, training length and seed; a few specs are weak
 on purpose (a handful of steps, a 2-unit bottleneck) so accuracy spans a wide range.
+
+The three families put Z at different scales: the MLPs' ReLU features grow with training
+(no normalization), the ConvNets' pass through BatchNorm and an average pool, and the ViTs'
+end in a LayerNorm (|Z| ~ sqrt(D) times its learned gain), which is what makes a fixed
+bandwidth mean different things from one family to the next.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-FAMILIES = ("mlp", "cnn")
+FAMILIES = ("mlp", "cnn", "vit")
+PATCH_SIZES = (7, 4, 2, 1)  # the ViT takes the first that divides both image sides: 7 on 28 x 28 digits
+HEAD_WIDTH = 16  # the ViT's attention heads are 16 wide (one head below 32 units)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,10 +29,10 @@ class ModelSpec:
     """One model of the population.
 
     Args:
-        family: "mlp" (fully connected) or "cnn" (ConvNet).
-        width: hidden units per layer (mlp), or channels of the first conv block (cnn;
-            doubled at each further block).
-        depth: hidden layers (mlp) or conv blocks (cnn), >= 1.
+        family: "mlp" (fully connected), "cnn" (ConvNet) or "vit" (vision transformer).
+        width: hidden units per layer (mlp), channels of the first conv block (cnn;
+            doubled at each further block), or the token width (vit).
+        depth: hidden layers (mlp), conv blocks (cnn) or encoder blocks (vit), >= 1.
         steps: optimizer steps (batches) of training, >= 0.
         seed: seeds the initialization and the batch order.
     """
@@ -82,15 +89,53 @@ def _cnn_features(spec: ModelSpec, in_channels: int) -> tuple[nn.Module, int]:
     return nn.Sequential(*layers), previous
 
 
+class _PatchTransformer(nn.Module):
+    """Images (B, C, H, W) -> Z (B, width): patch embedding, pre-norm encoder blocks, mean of the tokens, LayerNorm.
+
+    Patches of p x p pixels (the first of PATCH_SIZES dividing H and W) are embedded by one
+    strided conv, given a learned position embedding and passed through `depth` blocks of
+    `nn.TransformerEncoderLayer` (pre-norm, GELU, MLP twice as wide, no dropout). Z is the
+    LayerNorm of the mean token, as in ViTs with average pooling.
+    """
+
+    def __init__(self, width: int, depth: int, image_shape: tuple[int, int, int]):
+        super().__init__()
+        channels, height, side = image_shape
+        patch = next(size for size in PATCH_SIZES if height % size == 0 and side % size == 0)
+        self.embed = nn.Conv2d(channels, width, patch, stride=patch)
+        self.position = nn.Parameter(0.02 * torch.randn(1, (height // patch) * (side // patch), width))
+        block = nn.TransformerEncoderLayer(
+            width,
+            max(1, width // HEAD_WIDTH),
+            dim_feedforward=2 * width,
+            dropout=0.0,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.blocks = nn.TransformerEncoder(block, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.embed(x).flatten(2).transpose(1, 2) + self.position
+        return self.norm(self.blocks(tokens).mean(1))
+
+
 def build_model(spec: ModelSpec, image_shape: tuple[int, int, int], num_classes: int = 10) -> PopulationModel:
     """The model of `spec` for images of shape (C, H, W), initialized from `spec.seed`."""
     channels, height, width = image_shape
+    if spec.family == "vit" and spec.width % max(1, spec.width // HEAD_WIDTH):
+        raise ValueError(f"a vit's width must be a multiple of its {spec.width // HEAD_WIDTH} heads, got {spec.width}")
     if spec.family == "cnn" and min(height, width) < 2**spec.depth:
-        raise ValueError(f"a cnn of depth {spec.depth} halves {height}x{width} images {spec.depth} times; use a smaller depth")
+        raise ValueError(
+            f"a cnn of depth {spec.depth} halves {height}x{width} images {spec.depth} times; use a smaller depth"
+        )
     with torch.random.fork_rng(devices=[]):  # seeded init without moving the caller's RNG
         torch.manual_seed(spec.seed)
         if spec.family == "mlp":
             features, feature_width = _mlp_features(spec, channels * height * width)
+        elif spec.family == "vit":
+            features, feature_width = _PatchTransformer(spec.width, spec.depth, image_shape), spec.width
         else:
             features, feature_width = _cnn_features(spec, channels)
         return PopulationModel(features, feature_width, num_classes)

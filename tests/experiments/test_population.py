@@ -1,4 +1,4 @@
-"""The training studies' commands end to end on tiny generated data: population, init sweep, ImageNet."""
+"""The population studies end to end on tiny generated data (MNIST and ImageNet), their statistics and the rule."""
 
 import csv
 import math
@@ -9,11 +9,21 @@ import pytest
 import torch
 import yaml
 from PIL import Image
+from scipy import stats
 
 from experiments.cli import main
+from experiments.population import statistics
+from experiments.population.choice import choose_default, format_choice
 from experiments.population.imagenet import PAPER_CLASSES, crop_boxes, model_family, run_study, write_outputs
-from experiments.population.metrics import MEASURES, correlations
-from experiments.population.models import ModelSpec, build_model, representations_and_accuracy, train_model
+from experiments.population.metrics import (
+    BANDWIDTHS,
+    CORRELATION_COLUMNS,
+    MEASURES,
+    bandwidth_label,
+    correlation_table,
+)
+from experiments.population.models import FAMILIES, ModelSpec, build_model, representations_and_accuracy, train_model
+from experiments.population.statistics import bootstrap_interval, partial_spearman, spearman
 from experiments.population.study import load_config, model_specs
 
 from fake_datasets import write_mnist
@@ -26,71 +36,226 @@ def read_rows(path):
         return list(csv.DictReader(stream))
 
 
-def test_the_population_config_spans_families_depths_lengths_seeds_and_weak_models():
-    specs = model_specs(load_config(CONFIG))
-    assert len(specs) >= 24 and len(set(specs)) == len(specs)
-    for attribute in ("family", "width", "depth", "steps", "seed"):
-        assert len({getattr(spec, attribute) for spec in specs}) >= 2, attribute
-    assert sum(spec.steps <= 30 or spec.width <= 2 for spec in specs) >= 4  # weak on purpose
+def test_the_population_config_has_three_families_of_fifteen_and_every_bandwidth():
+    config = load_config(CONFIG)
+    specs = model_specs(config)
+    assert len(set(specs)) == len(specs)
+    assert {family: sum(spec.family == family for spec in specs) >= 15 for family in FAMILIES} == dict.fromkeys(
+        FAMILIES, True
+    )
+    for family in FAMILIES:
+        members = [spec for spec in specs if spec.family == family]
+        for attribute in ("width", "depth", "steps", "seed"):
+            assert len({getattr(spec, attribute) for spec in members}) >= 2, (family, attribute)
+    assert sum(spec.steps <= 30 or spec.width <= 2 for spec in specs) >= 6  # weak on purpose
+    assert config["sigmas"] == ["sqrt_dim", "10", "median", "rms", "knn"] and config["bootstrap"] >= 2000
 
 
-def test_population_runs_end_to_end_on_three_tiny_models(tmp_path, capsys):
+def test_population_config_errors_name_the_key(tmp_path):
+    (tmp_path / "old.yaml").write_text("sigma: sqrt_dim\n")
+    with pytest.raises(ValueError, match=r"unknown keys \['sigma'\]"):
+        load_config(tmp_path / "old.yaml")
+    (tmp_path / "bad.yaml").write_text("sigmas: [sqrt_dim, -1]\n")
+    with pytest.raises(ValueError, match="sigma must be a number > 0, 'sqrt_dim' or one of"):
+        load_config(tmp_path / "bad.yaml")
+    (tmp_path / "few.yaml").write_text("bootstrap: 10\n")
+    with pytest.raises(ValueError, match="bootstrap must be an integer >= 100"):
+        load_config(tmp_path / "few.yaml")
+
+
+def test_population_runs_end_to_end_on_three_families_and_every_bandwidth(tmp_path, capsys):
     write_mnist(tmp_path / "data", n_train=64, n_test=40)
     config = {
         "data_dir": str(tmp_path / "data"),
         "train_images": 64,
         "probe_size": 30,
+        "bootstrap": 200,
         "out": str(tmp_path / "out"),
         "name": "tiny",
         "models": [
             {"family": "mlp", "width": 8, "depth": 1, "steps": 2},
             {"family": "mlp", "width": 16, "depth": 2, "steps": 3, "seed": 1},
             {"family": "cnn", "width": 2, "depth": 2, "steps": 2},
+            {"family": "vit", "width": 8, "depth": 1, "steps": 2},
         ],
     }
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
     main(["population", "--config", str(tmp_path / "tiny.yaml")])
     printed = capsys.readouterr().out
-    assert "[3/3] cnn-w2-d2-s2-seed0" in printed and "Spearman" in printed
+    assert "[4/4] vit-w8-d1-s2-seed0" in printed and "min left" in printed and "chosen:" in printed
     rows = read_rows(tmp_path / "out" / "tiny_models.csv")
-    assert [row["family"] for row in rows] == ["mlp", "mlp", "cnn"]
+    assert [(row["model"], row["sigma"]) for row in rows] == [
+        (model, sigma) for model in ("mlp-w8-d1-s2-seed0", "mlp-w16-d2-s3-seed1", "cnn-w2-d2-s2-seed0",
+                                     "vit-w8-d1-s2-seed0") for sigma in BANDWIDTHS
+    ]  # fmt: skip
     for row in rows:
         assert 0.0 <= float(row["accuracy"]) <= 1.0
         assert 0.0 <= float(row["dse"]) <= math.log2(30) + 1e-9
-        assert float(row["sigma"]) == pytest.approx(math.sqrt(int(row["dim_z"])))  # sigma = sqrt(dim Z)
         assert all(math.isfinite(float(row[key])) for key in MEASURES)
+        assert float(row["scale"]) == pytest.approx(float(row["rms_radius"]) / float(row["sigma_value"]))
+        expected = {"sqrt_dim": math.sqrt(int(row["dim_z"])), "10": 10.0}.get(row["sigma"])
+        if expected is not None:
+            assert float(row["sigma_value"]) == pytest.approx(expected)
+    for model in {row["model"] for row in rows}:  # the sigma-free measures repeat on a model's rows
+        mine = [row for row in rows if row["model"] == model]
+        assert len({(row["cse"], row["csmi_y"], row["rankme"], row["feature_norm"]) for row in mine}) == 1
+        assert len({row["dse"] for row in mine}) > 1
+    with open(tmp_path / "out" / "tiny_correlations.csv") as stream:
+        assert stream.readline().strip() == "sigma,measure,family,n_models,spearman,ci_low,ci_high,partial_spearman"
     table = read_rows(tmp_path / "out" / "tiny_correlations.csv")
-    assert [(row["group"], row["measure"]) for row in table] == [
-        (g, m) for g in ("all", "cnn", "mlp") for m in MEASURES
+    assert [(row["sigma"], row["measure"], row["family"]) for row in table] == [
+        (s, m, f) for s in BANDWIDTHS for m in MEASURES for f in ("mlp", "cnn", "vit", "all")
     ]
-    assert {row["group"]: row["n"] for row in table} == {"all": "3", "cnn": "1", "mlp": "2"}
-    assert (tmp_path / "out" / "tiny.png").stat().st_size > 10_000
+    assert {row["family"]: row["n_models"] for row in table} == {"mlp": "2", "cnn": "1", "vit": "1", "all": "4"}
+    for row in table:
+        if row["family"] == "all":
+            assert float(row["ci_low"]) <= float(row["spearman"]) <= float(row["ci_high"]) or row["spearman"] == "nan"
+    choice = (tmp_path / "out" / "tiny_choice.txt").read_text()
+    assert choice.startswith("Rule: the bandwidth among 10, median, rms, knn") and "chosen:" in choice
+    for figure in ("tiny.png", "tiny_scatter.png"):
+        assert (tmp_path / "out" / figure).stat().st_size > 10_000
 
 
-def test_correlations_follow_a_known_relation_and_refuse_constant_columns():
-    accuracy = np.linspace(0.1, 0.9, 8)
-    rows = [
-        {"accuracy": a, "dse": a**3, "dsmi_y": 2.0, "dsmi_x": -a, "cse": math.nan, "csmi_y": a, "rankme": a}
-        for a in accuracy
+def _long_rows(per_family: int = 12, seed: int = 0) -> list[dict]:
+    """Stand-in model rows: DSMI tracks accuracy under "good", only the feature norm under "norm"."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for family in ("mlp", "cnn"):
+        for index in range(per_family):
+            accuracy, norm = rng.uniform(0.1, 0.99), rng.uniform(1.0, 100.0)
+            shared = {"model": f"{family}{index}", "family": family, "accuracy": accuracy, "feature_norm": norm}
+            shared.update(cse=rng.normal(), csmi_y=accuracy + rng.normal(0, 0.2), rankme=rng.normal())
+            good = {"dse": -accuracy, "dsmi_y": accuracy + rng.normal(0, 0.05), "dsmi_x": rng.normal()}
+            bad = {"dse": norm, "dsmi_y": np.log(norm), "dsmi_x": rng.normal()}
+            rows += [{**shared, "sigma": "good", **good}, {**shared, "sigma": "norm", **bad}]
+    return rows
+
+
+def test_correlation_table_is_long_with_pooled_rows_and_repeats_the_sigma_free_measures():
+    rows = _long_rows()
+    table = correlation_table(rows, resamples=300)
+    assert list(table[0]) == list(CORRELATION_COLUMNS)
+    assert len(table) == 2 * len(MEASURES) * 3
+    index = {(e["sigma"], e["measure"], e["family"]): e for e in table}
+    assert index["good", "dse", "all"]["n_models"] == 24 and index["good", "dse", "cnn"]["n_models"] == 12
+    assert index["good", "dse", "mlp"]["spearman"] == pytest.approx(-1.0)
+    assert index["good", "dsmi_y", "cnn"]["spearman"] > 0.9
+    for key in ("cse", "csmi_y", "rankme"):
+        for family in ("mlp", "cnn", "all"):
+            assert index["good", key, family] == {**index["norm", key, family], "sigma": "good"}
+    # Under "norm" DSMI follows the feature norm only: its partial Spearman given the norm is undefined
+    # (nothing left once the norm's ranks are removed), while "good"'s stays high.
+    assert math.isnan(index["norm", "dsmi_y", "all"]["partial_spearman"])
+    assert index["good", "dsmi_y", "all"]["partial_spearman"] > 0.9
+
+
+def test_spearman_and_its_bootstrap_interval_cover_the_estimate_and_shrink_with_n():
+    rng = np.random.default_rng(1)
+    widths = []
+    for n in (15, 60, 240):
+        x = rng.normal(size=n)
+        y = x + rng.normal(size=n)
+        rho = spearman(x, y)
+        assert rho == pytest.approx(stats.spearmanr(x, y)[0])
+        low, high = bootstrap_interval(x, y, resamples=2000, seed=0)
+        assert low < rho < high and -1.0 <= low and high <= 1.0
+        assert bootstrap_interval(x, y, resamples=2000, seed=0) == (low, high)  # seeded
+        widths.append(high - low)
+    assert widths[0] > 1.5 * widths[1] > 2.25 * widths[2]  # about 1 / sqrt(n)
+    assert math.isnan(spearman([1, 2], [3, 4])) and math.isnan(spearman([1, 1, 1], [1, 2, 3]))
+    assert all(math.isnan(value) for value in bootstrap_interval([1, 2], [2, 1]))
+
+
+def test_a_bootstrap_that_ignores_n_is_caught(monkeypatch):
+    # The broken variant: every resample draws 10 pairs whatever n is, so its interval cannot shrink.
+    def fixed_size(n, resamples, seed):
+        return np.random.default_rng(seed).integers(0, n, size=(resamples, 10))
+
+    monkeypatch.setattr(statistics, "_resample", fixed_size)
+    rng = np.random.default_rng(1)
+    x_small, x_large = rng.normal(size=15), rng.normal(size=240)
+    small = bootstrap_interval(x_small, x_small + rng.normal(size=15), seed=0)
+    large = bootstrap_interval(x_large, x_large + rng.normal(size=240), seed=0)
+    assert not (small[1] - small[0]) > 2.25 * (large[1] - large[0])
+
+
+def test_partial_spearman_is_the_hand_computed_rank_partial_correlation(monkeypatch):
+    x = [0.3, 12.0, 4.0, 4.0, 150.0, 2.5, 7.0]
+    y = [0.11, 0.35, 0.30, 0.62, 0.90, 0.20, 0.41]
+    norm = [1.0, 30.0, 5.0, 9.0, 8.0, 2.0, 1000.0]
+    # Ranks by hand (the tied 4.0s share 3.5).
+    rx = np.array([1, 6, 3.5, 3.5, 7, 2, 5])
+    ry = np.array([1, 4, 3, 6, 7, 2, 5])
+    rc = np.array([1, 6, 3, 5, 4, 2, 7])
+    r = np.corrcoef([rx, ry, rc])
+    expected = (r[0, 1] - r[0, 2] * r[1, 2]) / math.sqrt((1 - r[0, 2] ** 2) * (1 - r[1, 2] ** 2))
+    assert partial_spearman(x, y, norm) == pytest.approx(expected, abs=1e-12)
+    assert partial_spearman(x + [math.nan], y + [0.5], norm + [3.0]) == pytest.approx(expected, abs=1e-12)
+    assert spearman(x, y) == pytest.approx(r[0, 1])
+    # The broken variant, a partial Pearson correlation of the raw values, misses the rank value.
+    monkeypatch.setattr(statistics, "_ranks", lambda values: np.asarray(values, dtype=float))
+    assert abs(partial_spearman(x, y, norm) - expected) > 0.05
+
+
+def _choice_table(spearmans: dict) -> list[dict]:
+    return [
+        {"sigma": sigma, "measure": "dsmi_y", "family": family, "spearman": value}
+        for sigma, by_family in spearmans.items()
+        for family, value in by_family.items()
     ]
-    table = {entry["measure"]: entry for entry in correlations(rows)}
-    assert table["dse"]["spearman_rho"] == pytest.approx(1.0) and 0.9 < table["dse"]["pearson_r"] < 1.0
-    assert table["dse"]["spearman_p"] < 1e-3
-    assert table["dsmi_x"]["pearson_r"] == pytest.approx(-1.0)
-    assert math.isnan(table["dsmi_y"]["pearson_r"]) and table["cse"]["n"] == 0
 
 
-def test_correlations_within_each_family_expose_a_relation_made_by_the_families_alone():
-    # Within each family the measure falls with accuracy; pooled, it rises, because one family
-    # is low on both. The per-family rows must show what the pooled row hides.
-    rows = [{"family": "cnn", "accuracy": 0.2 + 0.01 * i, "dse": 1.0 - 0.1 * i} for i in range(5)]
-    rows += [{"family": "mlp", "accuracy": 0.8 + 0.01 * i, "dse": 5.0 - 0.1 * i} for i in range(5)]
-    for row in rows:
-        row.update({key: row["dse"] for key in MEASURES if key != "dse"})
-    table = {(entry["group"], entry["measure"]): entry for entry in correlations(rows)}
-    assert table["all", "dse"]["pearson_r"] > 0.8 and table["all", "dse"]["n"] == 10
-    assert table["cnn", "dse"]["spearman_rho"] == pytest.approx(-1.0)
-    assert table["mlp", "dse"]["spearman_rho"] == pytest.approx(-1.0) and table["mlp", "dse"]["n"] == 5
+def test_the_default_is_the_bandwidth_with_the_best_worst_family():
+    table = _choice_table(
+        {
+            "sqrt_dim": {"mlp": 0.10, "cnn": 0.97, "vit": 0.80, "all": 0.81},
+            "10": {"mlp": 0.20, "cnn": 0.95, "vit": 0.50, "all": 0.70},
+            "median": {"mlp": 0.60, "cnn": 0.90, "vit": 0.70, "all": 0.75},
+            "rms": {"mlp": 0.55, "cnn": 0.99, "vit": 0.85, "all": 0.90},  # best pooled and best mean, worse minimum
+            "knn": {"mlp": 0.60, "cnn": 0.80, "vit": math.nan, "all": 0.95},  # a NaN family counts as -1
+        }
+    )
+    choice = choose_default(table)
+    assert choice["chosen"] == "median" and choice["passes"]
+    assert choice["worst"]["median"] == ("mlp", 0.60) and choice["worst"]["knn"] == ("vit", -1.0)
+    text = format_choice(choice)
+    assert "chosen: median" in text and "at least as good as sqrt_dim" in text
+    tied = _choice_table(
+        {"sqrt_dim": {"a": 0.9, "all": 0.0}, "10": {"a": 0.5, "all": 0.1}, "rms": {"a": 0.5, "all": 0.3}}
+    )
+    worse = choose_default(tied, candidates=("10", "rms"))
+    assert worse["chosen"] == "rms" and not worse["passes"] and "WORSE than sqrt_dim" in format_choice(worse)
+    with pytest.raises(ValueError, match=r"no dsmi_y rows for \['knn'\]"):
+        choose_default(tied, candidates=("10", "knn"))
+
+
+def test_bandwidth_labels_spell_each_bandwidth_as_passed():
+    assert [bandwidth_label(s) for s in ("sqrt_dim", 10, 10.0, "10", 2.5, "median", "rms", "knn")] == [
+        "sqrt_dim", "10", "10", "10", "2.5", "median", "rms", "knn"
+    ]  # fmt: skip
+    for bad in (0, -1.0, "wide", True, math.inf):
+        with pytest.raises(ValueError, match="sigma must be a number > 0"):
+            bandwidth_label(bad)
+
+
+def test_vit_models_pool_their_tokens_and_learn_separable_data():
+    spec = ModelSpec("vit", width=16, depth=2, steps=60)
+    model = build_model(spec, (1, 28, 28))
+    assert model.features.embed.kernel_size == (7, 7) and model.features.position.shape == (1, 16, 16)
+    assert torch.equal(build_model(spec, (1, 28, 28)).head.weight, model.head.weight)  # seeded init
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(120) % 2
+    images = torch.randn(120, 1, 8, 8, generator=generator) + 1.5 * labels.view(-1, 1, 1, 1)
+    small = build_model(spec, (1, 8, 8), 2)
+    assert small.features.embed.kernel_size == (4, 4)  # 7 does not divide 8
+    untrained_accuracy = representations_and_accuracy(small, images, labels)[1]
+    rng_state = torch.get_rng_state()
+    train_model(small, images, labels, spec.steps, spec.seed, batch_size=32, lr=3e-3)
+    assert torch.equal(torch.get_rng_state(), rng_state)
+    z, accuracy = representations_and_accuracy(small, images, labels)
+    assert z.shape == (120, 16) and accuracy > 0.95 and accuracy > untrained_accuracy
+    with pytest.raises(ValueError, match="multiple of its 3 heads"):
+        build_model(ModelSpec("vit", 56, 1, 1), (1, 28, 28))
 
 
 def test_a_trained_model_beats_its_untrained_twin_on_separable_data():
@@ -117,32 +282,6 @@ def test_model_specs_are_validated():
         build_model(ModelSpec("cnn", 4, 3, 1), (1, 4, 4))
 
 
-def test_init_sweep_runs_from_tiny_mnist_files_and_dse_rises_with_the_std(tmp_path, capsys):
-    write_mnist(tmp_path / "data", n_train=4, n_test=12)
-    main(
-        [
-            "init-sweep",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--n-images",
-            "12",
-            "--image-size",
-            "32",
-            "--stds",
-            "0.001",
-            "0.1",
-            "--out",
-            str(tmp_path / "out"),
-        ]
-    )
-    rows = read_rows(tmp_path / "out" / "init_sweep.csv")
-    assert [float(row["conv_std"]) for row in rows] == [0.001, 0.1] and rows[0]["n"] == "12"
-    assert float(rows[0]["dse"]) < 0.1  # Z shrinks to a point
-    assert float(rows[1]["dse"]) > 0.95 * math.log2(12)  # Z spreads far beyond sigma
-    assert (tmp_path / "out" / "init_sweep.png").stat().st_size > 10_000
-    assert "conv std 0.1" in capsys.readouterr().out
-
-
 @pytest.fixture
 def tiny_imagenet_val(tmp_path):
     rng = np.random.default_rng(0)
@@ -167,11 +306,16 @@ def test_imagenet_study_pipeline_without_timm(tiny_imagenet_val, tmp_path):
     rows = run_study(
         tiny_imagenet_val, ["a", "bb", "ccc", "dddd"], accuracies, factory=_plain_model, per_class=2, copies=2
     )
-    assert [row["model"] for row in rows] == ["a", "bb", "ccc", "dddd"] and math.isnan(rows[3]["accuracy"])
-    assert all(row["family"] == "cnn" and row["sigma"] == pytest.approx(math.sqrt(8)) for row in rows)
+    assert [(row["model"], row["sigma"]) for row in rows] == [
+        (m, s) for m in ("a", "bb", "ccc", "dddd") for s in BANDWIDTHS
+    ]
+    assert math.isnan(rows[-1]["accuracy"]) and all(row["family"] == "cnn" for row in rows)
+    assert [row["sigma_value"] for row in rows if row["sigma"] == "sqrt_dim"] == [pytest.approx(math.sqrt(8))] * 4
     assert all(0.0 <= row["dse"] <= math.log2(80) for row in rows)
     paths = write_outputs(rows, tmp_path / "out")
-    assert len(read_rows(paths["models"])) == 4 and len(read_rows(paths["correlations"])) == len(MEASURES)
+    assert len(read_rows(paths["models"])) == 4 * len(BANDWIDTHS)
+    table = read_rows(paths["correlations"])
+    assert len(table) == len(BANDWIDTHS) * len(MEASURES) * 2 and {row["n_models"] for row in table} == {"3"}
     with pytest.raises(FileNotFoundError, match="3 needed"):
         run_study(tiny_imagenet_val, ["a"], {}, factory=_plain_model, per_class=3)
 
@@ -207,4 +351,4 @@ def test_imagenet_study_with_random_timm_models(tiny_imagenet_val, tmp_path, cap
     assert float(rows["test_efficientnet"]["accuracy"]) == pytest.approx(0.7025)
     assert model_family(timm.create_model("test_vit", pretrained=False)) == "transformer"
     assert (tmp_path / "out" / "imagenet.png").stat().st_size > 10_000
-    assert "Pearson" in capsys.readouterr().out
+    assert "Spearman" in capsys.readouterr().out

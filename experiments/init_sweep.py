@@ -1,4 +1,4 @@
-"""`dse-experiment init-sweep`: initial DSE(Z) of a random ResNet-50 against the conv weight std.
+"""`dse-experiment init-sweep`: initial DSE(Z) of a random ResNet-50 against the conv weight std, per bandwidth.
 
 The paper's initialization study: conv weights drawn from N(0, std) (the rest as in
 `paper_init`), no training; DSE(Z) of the pooled 2048-wide feature on a fixed probe, with
@@ -6,9 +6,16 @@ the model in eval mode as DSEMonitor's epoch-0 baseline sees it. The paper repor
 rising monotonically with std, from about 0 at 0.01 to about log2 N at 0.1: in eval mode
 BatchNorm passes activations through at their own scale, which each conv multiplies by
 about std * sqrt(fan_in), so small stds shrink Z towards a point (DSE ~ 0) and large ones
-spread it far beyond sigma (DSE ~ log2 N).
+spread it far beyond sigma (DSE ~ log2 N). With about 50 such layers, the step from 0 to
+log2 N at sigma = 10 is sharp (between std 0.03 and 0.05).
 
-Writes `{out}/init_sweep.csv` (one row per std) and `{out}/init_sweep.png`.
+`--sigma` takes several bandwidths (default all of the population study's: `sqrt_dim`,
+`10`, `median`, `rms`, `knn`); Z is computed once per std and measured under each. The
+scale-free presets follow Z's scale, so they show what the fixed ones cannot: whether Z's
+shape, not its size, changes with the std.
+
+Writes `{out}/init_sweep.csv` (one row per std and bandwidth: the resolved sigma, the RMS
+radius of Z and their ratio) and `{out}/init_sweep.png` (DSE per bandwidth, and the radius).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from dse_callback.report.figures import pyplot
 
 from .backbones import build_backbone, paper_init
 from .plot import save_figure
+from .population.metrics import BANDWIDTHS, bandwidth_label, resolve_bandwidth
 from .population.study import fixed_probe, load_mnist
 
 PAPER_STDS = (1e-3, 1e-2, 2e-2, 3e-2, 4e-2, 5e-2, 8e-2, 1e-1)
@@ -53,22 +61,51 @@ def initial_representation(images: torch.Tensor, conv_std: float, seed: int = 0,
     return torch.cat([model(images[start : start + batch_size]) for start in range(0, len(images), batch_size)])
 
 
-def sweep(images: torch.Tensor, stds=PAPER_STDS, sigma: float = 10.0, t: float = 1, seed: int = 0) -> list[dict]:
-    """DSE(Z) at initialization for each conv std; one row per std, with Z's spread."""
+def sweep(images: torch.Tensor, stds=PAPER_STDS, sigmas=BANDWIDTHS, t: float = 1, seed: int = 0) -> list[dict]:
+    """DSE(Z) at initialization for each conv std and bandwidth; one row per (std, bandwidth), with Z's spread."""
+    labels = list(dict.fromkeys(bandwidth_label(sigma) for sigma in sigmas))
     rows = []
     for index, std in enumerate(stds, 1):
         started = time.perf_counter()
         z = initial_representation(images, std, seed).double()
         finite = bool(torch.isfinite(z).all())
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the ends of the sweep sit at 0 and log2 N by design
-            dse = diffusion_spectral_entropy(z, sigma=sigma, t=t, max_samples=None) if finite else math.nan
-        spread = float((z - z.mean(0)).norm(dim=1).median()) if finite else math.nan
-        rows.append({"conv_std": std, "dse": dse, "log2_n": math.log2(len(z)), "n": len(z), "image_size": images.shape[-1],
-                     "sigma": sigma, "t": t, "median_distance_to_mean": spread,
-                     "seconds": time.perf_counter() - started})  # fmt: skip
-        print(f"[{index}/{len(stds)}] conv std {std:g}: DSE(Z) = {dse:.3f} bits of log2 N = {math.log2(len(z)):.2f}; "
-              f"median |z - mean| = {spread:.3g} ({rows[-1]['seconds']:.1f} s)", flush=True)  # fmt: skip
+        centred = z - z.mean(0)
+        spread = float(centred.norm(dim=1).median()) if finite else math.nan
+        radius = float(centred.square().sum(1).mean().sqrt()) if finite else math.nan
+        for label in labels:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the ends of the sweep sit at 0 and log2 N by design
+                estimate = (
+                    diffusion_spectral_entropy(
+                        z, sigma=resolve_bandwidth(label, z.shape[1]), t=t, max_samples=None, return_details=True
+                    )
+                    if finite
+                    else None
+                )
+            sigma_value = float(estimate.sigma) if estimate else math.nan
+            rows.append(
+                {
+                    "conv_std": std,
+                    "sigma": label,
+                    "sigma_value": sigma_value,
+                    "dse": float(estimate.value) if estimate else math.nan,
+                    "log2_n": math.log2(len(z)),
+                    "n": len(z),
+                    "image_size": images.shape[-1],
+                    "t": t,
+                    "rms_radius": radius,
+                    "scale": radius / sigma_value,
+                    "median_distance_to_mean": spread,
+                    "seconds": time.perf_counter() - started,
+                }
+            )
+        measured = rows[-len(labels) :]
+        print(
+            f"[{index}/{len(stds)}] conv std {std:g}: RMS radius {radius:.3g}; DSE(Z) "
+            + ", ".join(f"{row['sigma']} {row['dse']:.3f}" for row in measured)
+            + f" bits of log2 N = {math.log2(len(z)):.2f} ({time.perf_counter() - started:.1f} s)",
+            flush=True,
+        )
     return rows
 
 
@@ -81,33 +118,55 @@ def write_outputs(rows: list[dict], out: str | pathlib.Path) -> tuple[pathlib.Pa
         writer.writeheader()
         writer.writerows(rows)
     plt = pyplot()
-    figure, axis = plt.subplots(figsize=(6, 4))
-    axis.plot([row["conv_std"] for row in rows], [row["dse"] for row in rows], marker="o", label="DSE(Z) at initialization")
+    figure, (axis, radius_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    for label in dict.fromkeys(row["sigma"] for row in rows):
+        chosen = [row for row in rows if row["sigma"] == label]
+        axis.plot([row["conv_std"] for row in chosen], [row["dse"] for row in chosen], marker="o", label=label)
     axis.axhline(rows[0]["log2_n"], color="grey", linestyle="--", label=f"log2 N (N = {rows[0]['n']})")
     axis.set_xscale("log")
     axis.set_xlabel("conv weight std")
-    axis.set_ylabel("DSE(Z), bits")
-    axis.set_title(f"Random ResNet-50, MNIST test images at {rows[0]['image_size']} px, sigma {rows[0]['sigma']:g}", fontsize=9)
-    axis.grid(True, alpha=0.3)
-    axis.legend(fontsize=8)
-    return table, save_figure(figure, out / "init_sweep.png")
+    axis.set_ylabel("DSE(Z) at initialization, bits")
+    axis.legend(title="sigma", fontsize=8)
+    first = [row for row in rows if row["sigma"] == rows[0]["sigma"]]
+    radius_axis.plot([row["conv_std"] for row in first], [row["rms_radius"] for row in first], marker="o")
+    radius_axis.set_xscale("log")
+    radius_axis.set_yscale("log")
+    radius_axis.set_xlabel("conv weight std")
+    radius_axis.set_ylabel("RMS radius of Z")
+    for each in (axis, radius_axis):
+        each.grid(True, alpha=0.3)
+    title = f"Random ResNet-50, {rows[0]['n']} MNIST test images at {rows[0]['image_size']} px"
+    return table, save_figure(figure, out / "init_sweep.png", title)
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="dse-experiment init-sweep", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="dse-experiment init-sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", default="data", help="torchvision MNIST root")
     parser.add_argument("--n-images", type=int, default=1000, help="probe size N (MNIST test images)")
     parser.add_argument("--image-size", type=int, default=64, help="side the images are resized to (the paper: 224)")
     parser.add_argument("--stds", type=float, nargs="+", default=list(PAPER_STDS), help="conv weight stds")
-    parser.add_argument("--sigma", type=float, default=10.0)
+    parser.add_argument(
+        "--sigma",
+        nargs="+",
+        default=list(BANDWIDTHS),
+        help="bandwidths: sqrt_dim (sqrt(2048)), numbers, median, rms, knn (default: all of these)",
+    )
     parser.add_argument("--t", type=float, default=1)
     parser.add_argument("--seed", type=int, default=0, help="seeds the probe subset and the weights")
     parser.add_argument("--out", default="results/init_sweep")
     args = parser.parse_args(argv)
     if args.n_images < 2 or args.image_size < 32:
-        parser.error(f"--n-images must be >= 2 and --image-size >= 32 (ResNet-50 halves it 5 times), got {args.n_images}, {args.image_size}")
+        parser.error(
+            "--n-images must be >= 2 and --image-size >= 32 (ResNet-50 halves it 5 times), "
+            f"got {args.n_images}, {args.image_size}"
+        )
+    try:
+        sigmas = [bandwidth_label(sigma) for sigma in args.sigma]
+    except ValueError as error:
+        parser.error(f"--sigma: {error}")
     images = probe_images(args.data_dir, args.n_images, args.image_size, args.seed)
-    rows = sweep(images, args.stds, args.sigma, args.t, args.seed)
+    rows = sweep(images, args.stds, sigmas, args.t, args.seed)
     for path in write_outputs(rows, args.out):
         print(path)

@@ -3,7 +3,9 @@
 - supervised and overfit: cross-entropy on the head's logits.
 - contrastive: SimCLR on a projection head; every `linear_probe_every` epochs the
   classifier head is reset and trained for `linear_probe_epochs` on frozen features of the
-  (unaugmented) training set, which gives the validation accuracy.
+  (unaugmented) training set, which gives the validation accuracy (`val_acc`). In the same
+  epochs a k-nearest-neighbour classifier on those frozen features (cosine similarity, k =
+  `knn_k`) gives `val_knn_acc`, a probe of the features that trains nothing.
 
 The classifier head is registered last, so DSEMonitor's default layer (the input of the
 last nn.Linear) is the pooled backbone feature Z in every regime.
@@ -34,6 +36,28 @@ def warmup_cosine(epoch: int, warmup_epochs: int, max_epochs: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def knn_predict(
+    queries: torch.Tensor, bank: torch.Tensor, bank_labels: torch.Tensor, k: int, num_classes: int
+) -> torch.Tensor:
+    """Classes (Q,) of queries (Q, D) by a vote of their k most cosine-similar rows of bank (M, D).
+
+    Each query takes the class most frequent among its k neighbours (k capped at M); a tie
+    goes to the class whose tied neighbours are the more similar in sum. `bank` may be given
+    unit-normalized already (normalizing again changes nothing); bank_labels (M,) are in
+    [0, num_classes).
+
+    >>> bank = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+    >>> knn_predict(torch.tensor([[2.0, 0.1], [0.1, 3.0]]), bank, torch.tensor([0, 0, 1]), k=1, num_classes=2)
+    tensor([0, 1])
+    """
+    similarity = F.normalize(queries.float(), dim=1) @ F.normalize(bank.float(), dim=1).T
+    top, neighbours = similarity.topk(min(k, len(bank)), dim=1)
+    votes = F.one_hot(bank_labels[neighbours], num_classes).float()  # (Q, k, C)
+    # Counts decide; the summed similarity (|.| <= k) scaled below 1 only breaks ties.
+    scores = votes.sum(1) + votes.mul(top.unsqueeze(2)).sum(1) / (2.0 * k + 1.0)
+    return scores.argmax(1)
+
+
 class ExperimentModule(pl.LightningModule):
     """A backbone trained from scratch in one of the paper's regimes.
 
@@ -50,6 +74,8 @@ class ExperimentModule(pl.LightningModule):
         projection_hidden, projection_dim: Linear(Z, hidden, no bias) -> ReLU -> Linear(hidden, dim).
         linear_probe_every, linear_probe_epochs, linear_probe_lr: the contrastive regime's
             linear evaluation.
+        knn_k: neighbours of the contrastive regime's kNN evaluation (`val_knn_acc`, in the
+            linear probe's epochs); 0 turns it off.
     """
 
     def __init__(
@@ -70,13 +96,17 @@ class ExperimentModule(pl.LightningModule):
         linear_probe_every: int = 5,
         linear_probe_epochs: int = 10,
         linear_probe_lr: float = 1e-3,
+        knn_k: int = 20,
     ):
         super().__init__()
         if regime not in MODEL_REGIMES:
             raise ValueError(f"regime must be one of {MODEL_REGIMES}, got {regime!r}")
         if contrastive_loss not in CONTRASTIVE_LOSSES:
             raise ValueError(f"contrastive_loss must be one of {CONTRASTIVE_LOSSES}, got {contrastive_loss!r}")
+        if isinstance(knn_k, bool) or not isinstance(knn_k, int) or knn_k < 0:
+            raise ValueError(f"knn_k must be an integer >= 0 (0: no kNN accuracy), got {knn_k!r}")
         self.save_hyperparameters()
+        self._knn_bank: tuple[int, torch.Tensor, torch.Tensor] | None = None  # (epoch, unit features, labels)
         self.backbone, width = build_backbone(backbone, image_size, in_channels)
         self.projector = None
         if regime == "contrastive":
@@ -113,9 +143,14 @@ class ExperimentModule(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         images, labels = batch
-        logits = self(images)
+        features = self.backbone(images)
+        logits = self.head(features)
         self.log("val_loss", F.cross_entropy(logits, labels))
         self.log("val_acc", (logits.argmax(1) == labels).float().mean(), prog_bar=True)
+        if self._knn_bank is not None and self._knn_bank[0] == self.current_epoch:
+            _, bank, bank_labels = self._knn_bank
+            predicted = knn_predict(features, bank, bank_labels, self.hparams.knn_k, self.hparams.num_classes)
+            self.log("val_knn_acc", (predicted == labels).float().mean())
 
     def on_validation_epoch_start(self) -> None:
         if self.contrastive and not self.trainer.sanity_checking:
@@ -131,6 +166,8 @@ class ExperimentModule(pl.LightningModule):
                     features.append(self.backbone(images.to(self.device)))
                     labels.append(targets.to(self.device))
             features, labels = torch.cat(features), torch.cat(labels)
+            if self.hparams.knn_k:
+                self._knn_bank = (self.current_epoch, F.normalize(features.float(), dim=1), labels)
             nn.init.normal_(self.head.weight, std=0.001)
             nn.init.zeros_(self.head.bias)
             optimizer = torch.optim.AdamW(self.head.parameters(), lr=self.hparams.linear_probe_lr)

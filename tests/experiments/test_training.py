@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from experiments.backbones import BACKBONES, build_backbone, feature_width, paper_init
 from experiments.losses import nt_xent, nt_xent_paper
-from experiments.module import ExperimentModule, warmup_cosine
+from experiments.module import ExperimentModule, knn_predict, warmup_cosine
 
 
 @pytest.mark.parametrize("loss", [nt_xent, nt_xent_paper])
@@ -34,6 +34,7 @@ def test_linear_probe_learns_a_separable_toy_problem():
     # The paper's N(0, 0.001) Linear init makes an untrained MLP's features ~1e-6; the probe
     # is tested on informative features: the pixels themselves.
     module.backbone, module.head = nn.Flatten(), nn.Linear(16, 2)
+    nn.init.zeros_(module.head.weight)  # a head that knows nothing (a random one may already separate the classes)
     generator = torch.Generator().manual_seed(0)
     labels = torch.arange(200) % 2
     images = torch.randn(200, 1, 4, 4, generator=generator) * 0.3 + (labels.float() * 2 - 1).view(-1, 1, 1, 1)
@@ -86,3 +87,45 @@ def test_the_default_monitor_layer_is_z_in_the_contrastive_regime():
     module = ExperimentModule(backbone="small_cnn", image_size=8, in_channels=1, regime="contrastive")
     name, _ = find_layer(module, None)
     assert name == "head" and module.head.in_features == 128
+
+
+def test_knn_predict_votes_among_the_most_cosine_similar_features():
+    bank = torch.tensor([[10.0, 0.0], [9.0, 1.0], [8.0, -1.0], [0.8, 0.6], [0.6, 0.8], [0.7, 0.7]])
+    bank_labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    # Near (1, 0.05) in angle but near class 1's small points in distance: cosine must say class 0.
+    query = torch.tensor([[1.0, 0.05], [0.1, 0.1], [3.0, 2.9]])
+    assert knn_predict(query, bank, bank_labels, k=3, num_classes=2).tolist() == [0, 1, 1]
+    euclidean = torch.cdist(query, bank).topk(3, largest=False).indices
+    assert bank_labels[euclidean[0]].mode().values.item() == 1  # the broken (Euclidean) variant differs
+    # k larger than the bank is capped; a 2-2 tie goes to the more similar pair.
+    tie_bank = torch.tensor([[1.0, 0.0], [0.9, 0.3], [0.0, 1.0], [-0.2, 1.0]])
+    tie_labels = torch.tensor([0, 0, 1, 1])
+    assert knn_predict(torch.tensor([[1.0, 0.2]]), tie_bank, tie_labels, k=50, num_classes=3).tolist() == [0]
+    assert knn_predict(torch.tensor([[0.1, 1.0]]), tie_bank, tie_labels, k=4, num_classes=3).tolist() == [1]
+
+
+def test_the_contrastive_module_logs_a_knn_accuracy_where_the_linear_probe_runs():
+    module = ExperimentModule(backbone="mlp", image_size=4, in_channels=1, num_classes=2, regime="contrastive")
+    module.backbone, module.head = nn.Flatten(), nn.Linear(16, 2)
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(200) % 2
+    images = torch.randn(200, 1, 4, 4, generator=generator) * 0.3 + (labels.float() * 2 - 1).view(-1, 1, 1, 1)
+    logged = {}
+    module.log = lambda name, value, **kwargs: logged.__setitem__(name, float(value))
+    module.validation_step((images[:50], labels[:50]), 0)
+    assert "val_acc" in logged and "val_knn_acc" not in logged  # no bank before the first linear probe
+    module.fit_linear_probe(DataLoader(TensorDataset(images[50:], labels[50:]), batch_size=32))
+    module.validation_step((images[:50], labels[:50]), 0)
+    assert logged["val_knn_acc"] == 1.0  # two well separated classes
+    flipped = (1 - labels[:50], labels[:50])
+    module.validation_step((images[:50], flipped[0]), 0)
+    assert logged["val_knn_acc"] == 0.0  # it scores against the batch's labels
+    off = ExperimentModule(backbone="mlp", image_size=4, in_channels=1, num_classes=2, regime="contrastive", knn_k=0)
+    off.backbone, off.head = nn.Flatten(), nn.Linear(16, 2)
+    off.log = module.log
+    logged.clear()
+    off.fit_linear_probe(DataLoader(TensorDataset(images[50:], labels[50:]), batch_size=32))
+    off.validation_step((images[:50], labels[:50]), 0)
+    assert "val_acc" in logged and "val_knn_acc" not in logged
+    with pytest.raises(ValueError, match="knn_k must be an integer >= 0"):
+        ExperimentModule(backbone="mlp", image_size=4, in_channels=1, regime="contrastive", knn_k=-1)

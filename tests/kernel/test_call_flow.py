@@ -8,6 +8,7 @@ import torch
 
 from dse_callback import (
     classic_shannon_mutual_information,
+    diffusion_entropy_profile,
     diffusion_spectral_entropy,
     diffusion_spectral_mutual_information,
     diffusion_spectrum,
@@ -24,6 +25,10 @@ CALLS = {
     "dse slq": (diffusion_spectral_entropy, (Z,), {"sigma": "median", "solver": "slq"}),
     "dsmi exact": (diffusion_spectral_mutual_information, (Z, LABELS), {"sigma": 2.0}),
     "dsmi slq": (diffusion_spectral_mutual_information, (Z, LABELS), {"sigma": 2.0, "solver": "slq"}),
+    "dse knn": (diffusion_spectral_entropy, (Z,), {"sigma": "knn", "solver": "slq"}),
+    "dsmi knn": (diffusion_spectral_mutual_information, (Z, LABELS), {"sigma": "knn", "solver": "slq"}),
+    "dsmi rms": (diffusion_spectral_mutual_information, (Z, LABELS), {"sigma": "rms"}),
+    "profile": (diffusion_entropy_profile, (Z,), {"sigma": "knn", "max_samples": 200}),
     "spectrum": (diffusion_spectrum, (Z,), {"sigma": "median"}),
     "csmi": (classic_shannon_mutual_information, (Z, LABELS), {}),
 }
@@ -37,7 +42,7 @@ def test_no_call_climbs_back_up_a_layer(name, one_torch_thread):
     assert upward_calls(edges) == []
 
 
-@pytest.mark.parametrize("name", ["dse exact", "dse slq", "dsmi exact", "dsmi slq"])
+@pytest.mark.parametrize("name", ["dse exact", "dse slq", "dsmi exact", "dsmi slq", "dse knn", "dsmi knn", "dsmi rms"])
 def test_validation_bandwidth_and_dtype_are_resolved_once(name, one_torch_thread):
     function, args, kwargs = CALLS[name]
     decisions: dict = {}
@@ -47,6 +52,13 @@ def test_validation_bandwidth_and_dtype_are_resolved_once(name, one_torch_thread
     assert decisions["check_solver_settings"] == 1
     assert decisions["solver_dtype"] == 1
     assert decisions.get("resolve_dtype", 0) <= 1
+
+
+def test_the_profile_resolves_its_bandwidth_once_for_every_multiplier(one_torch_thread):
+    function, args, kwargs = CALLS["profile"]
+    decisions: dict = {}
+    trace_calls(function, *args, decisions=decisions, **kwargs)
+    assert decisions["bandwidth_for"] == 1 and decisions["as_points"] == 1
 
 
 def test_the_trace_sees_a_call_back_up(monkeypatch):

@@ -109,12 +109,15 @@ def combine_owned(
 
 
 def torch_all_gather(group=None) -> AllGather:
-    """An `all_gather` over torch.distributed (initialized), stacking to (P, ...)."""
+    """An `all_gather` over torch.distributed (initialized) on `group` (None: the default
+    group), stacking to (P, ...) on the tensor's device; a gloo group's data goes through
+    the CPU (gloo gathers CPU tensors only)."""
     import torch.distributed as dist
 
     def all_gather(tensor: torch.Tensor) -> torch.Tensor:
-        parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size(group))]
-        dist.all_gather(parts, tensor.contiguous(), group=group)
-        return torch.stack(parts)
+        sent = tensor.cpu() if dist.get_backend(group) == "gloo" else tensor
+        parts = [torch.empty_like(sent) for _ in range(dist.get_world_size(group))]
+        dist.all_gather(parts, sent.contiguous(), group=group)
+        return torch.stack(parts).to(tensor.device)
 
     return all_gather

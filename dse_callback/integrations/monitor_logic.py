@@ -159,6 +159,7 @@ class DSEMonitorLogic:
         self.tracker.check_model(pl_module)  # an unknown layer fails now, not after an epoch
         # A collective under DDP: every rank asks, so none waits forever.
         log_dir = trainer.log_dir or trainer.default_root_dir
+        self.tracker.groups.open()  # the probe's own process groups (bounded waits), by every rank together
         filename = "dse_history.csv" if self.name == "Z" else f"dse_history_{self.name}.csv"
         self.tracker.history_path = os.path.join(log_dir, filename)
         self.tracker.probe_set = None

@@ -30,12 +30,15 @@ def val_loader_of(datamodule) -> Any:
 
 
 def runtime_of(trainer) -> Runtime:
-    """The Trainer's precision, collectives and rank, for the tracker."""
+    """The Trainer's precision plugin, rank and world size, for the tracker.
+
+    The probe's collectives run on the tracker's own gloo groups (bounded waits) under
+    torch.distributed; the strategy's all-gather serves strategies without it.
+    """
     plugin = trainer.precision_plugin
     return Runtime(
         convert_input=plugin.convert_input,
         forward_context=plugin.val_step_context,
-        broadcast=lambda value: trainer.strategy.broadcast(value, src=0),
         is_primary=trainer.is_global_zero,
         rank=trainer.global_rank,
         world_size=trainer.world_size,

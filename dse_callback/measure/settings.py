@@ -87,6 +87,12 @@ class MeasureSettings:
     async_metrics: bool = _option(
         False, "compute the metrics in a background thread on the primary process while training goes on"
     )
+    collective_timeout: float = _option(
+        300.0,
+        "under DDP, seconds a rank waits for the others in one of the probe's collectives (its own gloo groups) "
+        "before that probe logs NaN with one warning on every rank; above the longest step one rank does alone "
+        "(clustering X, a metric)",
+    )
 
     def __post_init__(self):
         object.__setattr__(self, "metrics", check_metrics(self.metrics))
@@ -96,6 +102,7 @@ class MeasureSettings:
         _check_optional_int(self.n_input_clusters, "n_input_clusters", 2)
         check_positive_int(self.seed, "seed", minimum=0)
         check_choice(self.async_metrics, "async_metrics", (False, True))
+        check_positive(self.collective_timeout, "collective_timeout")
 
 
 @dataclass(frozen=True)

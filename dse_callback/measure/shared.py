@@ -8,15 +8,20 @@ The flow, on every rank r of P once the representations are gathered (`sharding.
    binning and RankMe baselines); every rank computes the same assignment;
 3. a DSE that runs "slq" is computed by every rank together (`sharded_dse_items`,
    `Measurer(shard_dse=True)`): each rank builds its row block of the kernel and the
-   solver joins the products with collectives, so N can outgrow one device; then rank r
-   measures only the other items it owns (`Measurer` on that subset, so failures stay one
-   warning and NaN);
-4. `combine_owned`: the values, each layer's bandwidth and each metric's error bar and
+   solver joins the products with collectives on the session's group
+   (`layout.process_group`), so N can outgrow one device; a failure there on any rank (its
+   own, or a collective that timed out) is agreed on by every rank (`ProbeSession.agree`):
+   all log NaN, each warns once;
+4. rank r measures only the other items it owns (`Measurer` on that subset, so failures
+   stay one warning and NaN);
+5. `combine_owned`: the values, each layer's bandwidth and each metric's error bar and
    solver (coded as a bit set) as one small float64 tensor, and the eigenvalues behind
-   each DSE (for the figures) as a second, all-gathered once each; every rank returns
-   the same `Measured`, so every rank logs identical values.
+   each DSE (for the figures) as a second, all-gathered once each and agreed on; every
+   rank returns the same `Measured`, so every rank logs identical values.
 
-With one process this is `Measurer.measure`. No Lightning here; the collective is passed in.
+`shared_clusters` computes X's clusters on the primary process and sends them to the
+others, before step 3 (its failures join step 3's agreement). With one process this is
+`Measurer.measure`. No Lightning here; the collectives are the session's.
 """
 
 from __future__ import annotations
@@ -28,13 +33,17 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..distributed.groups import plain_session
+from ..distributed.session import ProbeSession, StepFailed
 from ..distributed.sharding import AllGather, assign_work, combine_owned
+from ..kernel.solvers.layout import process_group
 from ..kernel.solvers.run import resolved_solver
-from .measurer import Measured, Measurer
+from .measurer import DSEMonitorWarning, Measured, Measurer
 from .metrics import METRIC_SPECS
 
 # The solvers a metric's "solver" detail can name, joined by "+" for DSMI ("exact+slq").
 SOLVER_NAMES = ("exact", "slq", "topk")
+_TIMEOUT_HINT = " A rank that timed out waited collective_timeout seconds for another (which failed, or was slower)."
 
 
 def work_items(names: Sequence[str], metrics: Sequence[str]) -> list[tuple[str, str]]:
@@ -55,7 +64,7 @@ def measure_shared(
     labels_by_name: dict[str, str] | None,
     rank: int,
     world_size: int,
-    all_gather: AllGather | None,
+    all_gather: AllGather | ProbeSession | None,
 ) -> Measured:
     """Every metric of every layer, computed once across the ranks and known to all.
 
@@ -64,13 +73,18 @@ def measure_shared(
         representations: {name: Z (N, D)}, the same full Z on every rank.
         labels, input_clusters: (N,) or None, the same on every rank.
         labels_by_name: {name: "layer (side)"} for warnings.
-        rank, world_size: this process's place; all_gather: tensor -> (P, *shape).
+        rank, world_size: this process's place.
+        all_gather: the tracker's `ProbeSession` (bounded waits, the sharded solve on its
+            group), or a plain tensor -> (P, *shape) all-gather (the solve on the default group).
 
     Returns:
-        A `Measured`, identical on every rank.
+        A `Measured`, identical on every rank (all NaN after a failure on any rank).
     """
     if world_size == 1:
         return measurer.measure(representations, labels, input_clusters, labels_by_name)
+    device = next(iter(representations.values())).device
+    session = all_gather if isinstance(all_gather, ProbeSession) else None
+    session = session or plain_session(rank, world_size, all_gather, measurer.warn, device)
     items = work_items(list(representations), measurer.metrics)
     sharded = sharded_dse_items(measurer, representations, world_size)
     owners = assign_work([0.0 if item in sharded else METRIC_SPECS[item[1]].cost for item in items], world_size)
@@ -78,13 +92,55 @@ def measure_shared(
     mine = [item for item, owner in zip(items, owners) if owner == rank]
     local = Measured()
     # The sharded DSEs first, on every rank in the same order: their solver runs collectives.
-    sharding = _subset(measurer, ("dse",), shard_dse=True)
-    for name, _ in sharded:
-        _merge(local, sharding.measure({name: representations[name]}, labels, input_clusters, labels_by_name), name)
+    sharding = [(name, representations[name]) for name, _ in sharded]
+    session.attempt(_sharded_dses, measurer, sharding, labels, input_clusters, labels_by_name, local, session.group)
+    if not session.agree("measurement", _TIMEOUT_HINT):
+        return measurer.nan_values(representations)
     for name, z in representations.items():
         metrics = tuple(metric for layer, metric in mine if layer == name and (layer, metric) not in sharded)
         if metrics:
             _merge(local, _subset(measurer, metrics).measure({name: z}, labels, input_clusters, labels_by_name), name)
+    measured = session.attempt(_combined, measurer, items, owners, mine, local, representations, session)
+    if not session.agree("measurement", _TIMEOUT_HINT):
+        return measurer.nan_values(representations)
+    return measured
+
+
+def shared_clusters(measurer: Measurer, result, labels, current, session: ProbeSession) -> torch.Tensor | None:
+    """X's clusters (N,): `current` once known; else clustered on the primary process from the
+    gathered inputs and sent to every rank (None where the clustering or the exchange failed)."""
+    if result.inputs is None or current is not None:
+        return current
+    clusters = measurer.cluster_inputs(result.inputs, labels) if session.is_primary else None
+    return session.from_primary(clusters, len(result.inputs))
+
+
+def _sharded_dses(measurer: Measurer, sharding, labels, input_clusters, labels_by_name, local, group) -> None:
+    """Every rank's part of the sharded DSEs, into `local`, on `group`.
+
+    The measurer would turn a failure into NaN and a warning on this rank alone; here it
+    raises `StepFailed` instead, so that the agreement tells every rank.
+    """
+    failures = []
+
+    def record(reason: str, message: str, category=DSEMonitorWarning) -> None:
+        if reason.startswith("dse:"):  # the DSE raised (here, or a collective timed out)
+            failures.append(StepFailed(reason[4:], message.removeprefix("DSEMonitor ").removesuffix("; logging NaN")))
+        else:
+            measurer.warn(reason, message, category)
+
+    sharded = _subset(measurer, ("dse",), warn=record, shard_dse=True)
+    with process_group(group):
+        for name, z in sharding:
+            part = sharded.measure({name: z}, labels, input_clusters, labels_by_name)
+            if failures:
+                raise failures[0]
+            _merge(local, part, name)
+
+
+def _combined(measurer: Measurer, items, owners, mine, local: Measured, representations, session) -> Measured:
+    """Every item's value, bandwidth, error bar, solver and spectrum from its owner rank."""
+    rank, world_size = session.rank, session.world_size
     device = next(iter(representations.values())).device
     packed = torch.full((len(items), 4), math.nan, dtype=torch.float64, device=device)
     for row, (name, metric) in enumerate(items):
@@ -94,7 +150,7 @@ def measure_shared(
             packed[row, 1] = local.sigma.get(name, math.nan)
             packed[row, 2] = details.get(f"{metric}_stderr", math.nan)
             packed[row, 3] = _solver_code(details.get(f"{metric}_solver"))
-    combined = combine_owned(packed, owners, rank, world_size, all_gather).cpu()
+    combined = combine_owned(packed, owners, rank, world_size, session.all_gather).cpu()
     measured = measurer.nan_values(representations)
     for row, (name, metric) in enumerate(items):
         measured.values[name][metric] = float(combined[row, 0])
@@ -105,7 +161,7 @@ def measure_shared(
             measured.details.setdefault(name, {}).update(
                 {f"{metric}_solver": solver, f"{metric}_stderr": float(combined[row, 2])}
             )
-    measured.spectra = _combined_spectra(items, owners, local, representations, rank, world_size, all_gather)
+    measured.spectra = _combined_spectra(items, owners, local, representations, rank, world_size, session.all_gather)
     return measured
 
 
@@ -147,9 +203,9 @@ def _solver_name(code: int) -> str:
     return "+".join(name for i, name in enumerate(SOLVER_NAMES) if code >> i & 1)
 
 
-def _subset(measurer: Measurer, metrics: tuple[str, ...], shard_dse: bool = False) -> Measurer:
-    """The same measurer (settings and warner) restricted to `metrics`."""
-    return Measurer(dataclasses.replace(measurer.settings, metrics=metrics), measurer.warn, shard_dse=shard_dse)
+def _subset(measurer: Measurer, metrics: tuple[str, ...], warn=None, shard_dse: bool = False) -> Measurer:
+    """The same measurer (settings, and its warner unless `warn` is given) restricted to `metrics`."""
+    return Measurer(dataclasses.replace(measurer.settings, metrics=metrics), warn or measurer.warn, shard_dse=shard_dse)
 
 
 def _combined_spectra(items, owners, local: Measured, representations, rank, world_size, all_gather) -> dict:

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..distributed.groups import ProbeGroups
 from ..distributed.probe_shares import Runtime, forward_shares
 from ..kernel.geometry.bandwidth import resolve_sigma
 from ..probe.batches import BatchReader
@@ -33,7 +34,7 @@ from .async_probes import AsyncProbes, FinishedProbe
 from .measurer import Measured, Measurer, OnceWarner
 from .metrics import METRIC_SPECS, flat_values, metric_keys, metrics_needing, resolve_layers, timing_keys
 from .settings import MeasureSettings, ProbeSettings, settings_doc, split_settings, with_settings
-from .shared import measure_shared
+from .shared import measure_shared, shared_clusters
 
 __all__ = ["DSETracker", "Runtime"]
 
@@ -83,6 +84,7 @@ class DSETracker:
         self.reader = BatchReader(settings.input_key, settings.label_key, settings.batch_to_inputs)
         self.warn = OnceWarner()
         self.measurer = Measurer(self.settings, self.warn)
+        self.groups = ProbeGroups(self.settings.collective_timeout)  # the probe's own, under DDP
         solved = [metric for metric in self.metrics if METRIC_SPECS[metric].reports_solver]
         self._history = History(history_columns(self.metrics, solved, extra_columns), self.warn, history_path)
         self.keys, self.timing_keys = metric_keys(self.layers), timing_keys(name)
@@ -152,6 +154,7 @@ class DSETracker:
             self.pending = None
         if self.probe_set is not None:
             self.probe_set.release()
+        self.groups.close()
 
     def measure(
         self,
@@ -176,6 +179,7 @@ class DSETracker:
         if self.probe_set is None:
             self.prepare_probe()
         device = module_device(model)
+        session = self.groups.session(runtime, self.warn, device)  # bounded waits, agreed failures
         self.probe_set.shard(runtime.rank, runtime.world_size)
         start = time.perf_counter()
         settings = self.probe_settings
@@ -183,9 +187,8 @@ class DSETracker:
             model,
             self.probe_set,
             self.layers,
-            runtime,
+            session,
             device,
-            self.warn,
             capture=settings.capture,
             seed=self.settings.seed,
             forward=settings.forward,
@@ -210,17 +213,11 @@ class DSETracker:
         if result is None:
             measured = self.measurer.nan_values(self.layers)
         else:
-            self._cluster_inputs(result, labels, runtime)
+            clusters = shared_clusters(self.measurer, result, labels, self.input_clusters, session)
             measured = measure_shared(
-                self.measurer,
-                result.representations,
-                labels,
-                self.input_clusters,
-                self.layer_labels,
-                runtime.rank,
-                runtime.world_size,
-                runtime.all_gather,
+                self.measurer, result.representations, labels, clusters, self.layer_labels, *session.place, session
             )
+            self.input_clusters = clusters if session.agreed else self.input_clusters  # kept by every rank or none
         probe_seconds = time.perf_counter() - start
         details.update(probe_seconds=probe_seconds, metric_seconds=probe_seconds - forward_seconds)
         self._record(epoch, measured, details, runtime.is_primary)
@@ -236,13 +233,6 @@ class DSETracker:
             self._collected += self._apply(self.pending.collect(wait))
         collected, self._collected = self._collected, []
         return collected
-
-    def _cluster_inputs(self, result, labels, runtime: Runtime) -> None:
-        """X's clusters, once: computed on the primary process and sent to the others."""
-        if result.inputs is None or self.input_clusters is not None:
-            return
-        clusters = self.measurer.cluster_inputs(result.inputs, labels) if runtime.is_primary else None
-        self.input_clusters = runtime.broadcast(clusters) if runtime.world_size > 1 else clusters
 
     def _submit(self, result, labels, details: dict, runtime: Runtime, start: float) -> dict[str, float]:
         """Queue the measurement (primary process) and keep a NaN row until it comes back."""

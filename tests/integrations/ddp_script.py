@@ -1,8 +1,11 @@
 """Two-process CPU DDP run with a DSEMonitor; each rank writes what it logged.
 
 The probe has 45 samples (odd: the shares are 23 and 22 rows) in batches of 11, so rank 1
-pads with one repeated batch to make as many forward calls as rank 0. After fit, each rank
-also measures the trained weights with a one-process DSETracker, for comparison.
+pads with one repeated batch to make as many forward calls as rank 0. At the epoch-1 probe,
+rank 1 fails just before gathering its rows (as if out of memory): rank 0 waits in the
+gather until the monitor's `collective_timeout` (8 s), then both log NaN, warn once, renew
+the monitor's group and train on. After fit, each rank also measures the trained weights
+with a one-process DSETracker, for comparison.
 
 Run by tests/integrations/test_monitor_ddp.py as `python tests/integrations/ddp_script.py OUT_DIR [NAMESPACE]`
 (NAMESPACE: pytorch_lightning, the default, or lightning.pytorch); Lightning's DDP
@@ -13,10 +16,13 @@ import importlib
 import json
 import os
 import sys
+import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for lightning_helpers
 
+import dse_callback.distributed.probe_shares as probe_shares  # noqa: E402
 from dse_callback import DSETracker  # noqa: E402
+from dse_callback.measure.measurer import DSEMonitorWarning  # noqa: E402
 
 from lightning_helpers import make_classes  # noqa: E402
 
@@ -33,6 +39,18 @@ class RowCounter:
         return module(inputs)
 
 
+def fail_on_rank_1_at_epoch_1(trainer):
+    """Make rank 1's gather raise during the probe after the first training epoch."""
+    original = probe_shares.gather_rows
+
+    def gather_rows(*args, **kwargs):
+        if trainer.global_rank == 1 and trainer.current_epoch == 0 and trainer.global_step > 0:
+            raise MemoryError("injected: rank 1 out of memory before its gather")
+        return original(*args, **kwargs)
+
+    probe_shares.gather_rows = gather_rows
+
+
 def main(out_dir: str, namespace: str = "pytorch_lightning") -> None:
     pl = importlib.import_module(namespace)
     ModelCheckpoint, CSVLogger = pl.callbacks.ModelCheckpoint, pl.loggers.CSVLogger
@@ -42,7 +60,7 @@ def main(out_dir: str, namespace: str = "pytorch_lightning") -> None:
     pl.seed_everything(0, verbose=False)
     counter = RowCounter()
     options = dict(metrics=("dse", "dsmi_y", "dsmi_x"), probe_size=45, probe_batch_size=11)
-    monitor = DSEMonitor(forward=counter, **options)
+    monitor = DSEMonitor(forward=counter, collective_timeout=8.0, **options)
     # Monitoring a DSE key would hang if any rank skipped the value or a collective.
     checkpoint = ModelCheckpoint(dirpath=os.path.join(out_dir, "ckpt"), monitor="dse/Z", mode="max")
     trainer = pl.Trainer(
@@ -56,7 +74,10 @@ def main(out_dir: str, namespace: str = "pytorch_lightning") -> None:
         enable_model_summary=False,
     )
     data, model = BlobData(), TinyClassifier()
-    trainer.fit(model, datamodule=data)
+    fail_on_rank_1_at_epoch_1(trainer)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(model, datamodule=data)
     logged = {key: float(value) for key, value in trainer.callback_metrics.items() if "/" in key}
     single = DSETracker(probe=data.val_set, **options).measure(model, 2)  # the same weights, one process
     report = {
@@ -67,6 +88,8 @@ def main(out_dir: str, namespace: str = "pytorch_lightning") -> None:
         "probe_rows": counter.rows,
         "one_process": single,
         "history": {str(epoch): rows["Z"] for epoch, rows in monitor.history.items()},
+        "warnings": [str(w.message) for w in caught if issubclass(w.category, DSEMonitorWarning)],
+        "groups_closed": monitor.tracker.groups.work is None and not monitor.tracker.groups.lost,
     }
     with open(os.path.join(out_dir, f"rank{trainer.global_rank}.json"), "w") as stream:
         json.dump(report, stream)

@@ -33,10 +33,19 @@ def test_two_cpu_processes_log_the_same_values_and_finish(tmp_path, namespace):
         assert all(math.isfinite(rank["logged"][key]) for key in keys)
     for key in ("dse/Z", "dsmi/Z_Y", "dsmi/Z_X", "dse/epoch"):
         assert ranks[0]["logged"][key] == ranks[1]["logged"][key]  # combined from the ranks' shares of the work
-    # Each rank forwarded its share of the 45-sample probe, 3 calls each for 3 probes;
-    # rank 1's 22 rows fill 2 batches of 11, so it repeats one batch (dropped) to match rank 0.
-    assert [rank["probe_calls"] for rank in ranks] == [9, 9]
-    assert [rank["probe_rows"] for rank in ranks] == [3 * 23, 3 * (22 + 11)]
+    # Each rank forwarded its share of the 45-sample probe, 3 calls each for 3 probes, after
+    # one dry-run call of 4 rows in setup; rank 1's 22 rows fill 2 batches of 11, so it
+    # repeats one batch (dropped) to match rank 0.
+    assert [rank["probe_calls"] for rank in ranks] == [1 + 9, 1 + 9]
+    assert [rank["probe_rows"] for rank in ranks] == [4 + 3 * 23, 4 + 3 * (22 + 11)]
+    for rank in ranks:  # rank 1 failed before its gather at epoch 1: NaN and one warning on both
+        assert all(math.isnan(rank["history"]["1"][metric]) for metric in ("dse", "dsmi_y", "dsmi_x"))
+        assert all(math.isfinite(rank["history"][epoch]["dse"]) for epoch in ("0", "2"))
+        assert len(rank["warnings"]) == 1, rank["warnings"]
+        assert "gather of the representations failed on rank 0 (" in rank["warnings"][0]
+        assert "Timed out" in rank["warnings"][0] and "rank 1 (MemoryError: injected" in rank["warnings"][0]
+        assert rank["history"]["1"]["probe_seconds"] < 4 * 8.0  # the monitor's timeout, not torch's 30 minutes
+        assert rank["groups_closed"]  # teardown destroyed the monitor's groups
     for rank in ranks:  # the sharded probe measures what one process measures on the same weights
         for key in ("dse/Z", "dsmi/Z_Y", "dsmi/Z_X"):
             assert rank["logged"][key] == pytest.approx(rank["one_process"][key], abs=1e-6)

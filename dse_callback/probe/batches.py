@@ -10,6 +10,10 @@ those, or a custom object. `BatchReader.split(batch)` returns (inputs, labels):
 - labels: the value under `label_key` when given; else the second element of a tuple or
   list when it is a tensor; else None.
 
+`BatchReader.mask(batch)` is the attention mask under `mask_key` (at any level of the
+batch, inputs included), or None when the batch has none: sequences are then pooled
+over every token.
+
 Nothing is guessed silently: a batch that fits none of these raises `BatchFormatError`
 with `describe_batch(batch)`, a short picture of its structure, so the user sees which
 key to pass. No Lightning here.
@@ -87,6 +91,8 @@ class BatchReader:
         label_key: key (or attribute) holding the labels, at any nesting level.
         batch_to_inputs: callable batch -> inputs, for any other batch layout; it wins
             over `input_key`.
+        mask_key: key (or attribute) of the attention mask (B, T), used when present;
+            None: no mask.
 
     Example:
         >>> reader = BatchReader(input_key="image", label_key="label")
@@ -100,8 +106,9 @@ class BatchReader:
         input_key: str | None = None,
         label_key: str | None = None,
         batch_to_inputs: Callable[[Any], Any] | None = None,
+        mask_key: str | None = None,
     ):
-        for value, name in ((input_key, "input_key"), (label_key, "label_key")):
+        for value, name in ((input_key, "input_key"), (label_key, "label_key"), (mask_key, "mask_key")):
             if value is not None and not (isinstance(value, str) and value):
                 raise TypeError(f"{name} must be a non-empty string or None, got {value!r}")
         if batch_to_inputs is not None and not callable(batch_to_inputs):
@@ -109,6 +116,7 @@ class BatchReader:
         self.input_key = input_key
         self.label_key = label_key
         self.batch_to_inputs = batch_to_inputs
+        self.mask_key = mask_key
 
     def inputs(self, batch: Any) -> Any:
         if self.batch_to_inputs is not None:
@@ -131,6 +139,13 @@ class BatchReader:
         if isinstance(batch, (tuple, list)) and len(batch) > 1 and isinstance(batch[1], torch.Tensor):
             return batch[1]
         return None
+
+    def mask(self, batch: Any) -> torch.Tensor | None:
+        """The attention mask under `mask_key`, or None when there is none."""
+        if self.mask_key is None:
+            return None
+        found = find_key(batch, self.mask_key)
+        return None if found is _MISSING or found is None else torch.as_tensor(found)
 
     def split(self, batch: Any) -> tuple[Any, torch.Tensor | None]:
         """(inputs, labels or None) of one batch."""

@@ -4,6 +4,10 @@ The penultimate representation is the *input* of the classifier head, so by defa
 hook is a forward pre-hook on the model's last `nn.Linear`. `LayerRecorders` hooks several
 layers at once, so one forward pass records them all. `layer_label` names the capture
 side ("head (input)"), so nobody reads the input of the head as the logits.
+
+Each recorded value goes through `pooling`: the tensor is picked out of a tuple, a dict or
+a `ModelOutput` (`output_key`), then pooled to rows (B, D) (`pool`, with the batch's
+attention mask, which the forward pass hands in per batch through `set_mask`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from collections.abc import Iterator
 
 import torch
 from torch import nn
+
+from .pooling import applied_pool, pool_rows, select_output
 
 CAPTURE_MODES = ("input", "output")
 
@@ -53,45 +59,72 @@ def layer_label(layer_name: str, capture: str) -> str:
 
 
 class ActivationRecorder:
-    """Records a layer's inputs or outputs, flattened to (batch, D), while active.
+    """Records a layer's inputs or outputs as rows (batch, D), while active.
 
     Use as a context manager: the hook is registered on entry and removed on exit, also
     when the forward pass raises.
+
+    Args:
+        model: the module to hook.
+        layer: dotted layer name; None for the input of the last nn.Linear.
+        capture: record the layer's "input" (its first tensor argument, or a keyword
+            argument named by `output_key`) or its "output".
+        output_key: the field of a tuple, dict or `ModelOutput` to record; None: the first tensor.
+        pool: how (B, T, H) and larger activations become rows (`pooling.pool_rows`).
 
     Example:
         >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
         >>> with ActivationRecorder(model) as recorder:
         ...     _ = model(torch.ones(5, 4))
-        >>> recorder.layer_name, tuple(recorder.activations().shape)
-        ('2', (5, 3))
+        >>> recorder.layer_name, tuple(recorder.activations().shape), recorder.pooling
+        ('2', (5, 3), 'none')
     """
 
-    def __init__(self, model: nn.Module, layer: str | None = None, capture: str = "input"):
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: str | None = None,
+        capture: str = "input",
+        output_key: str | None = None,
+        pool: str | None = None,
+    ):
         if capture not in CAPTURE_MODES:
             raise ValueError(f"capture must be one of {CAPTURE_MODES}, got {capture!r}")
+        applied_pool(3, pool)  # validates `pool`
         self.layer_name, self.module = find_layer(model, layer)
         self.capture = capture
+        self.output_key = output_key
+        self.pool = pool
+        self.mask: torch.Tensor | None = None  # the current batch's attention mask (B, T)
+        self.pooling = ""  # the pooling applied, known once the hook fired
         self.calls = 0
         self._chunks: list[torch.Tensor] = []
         self._handle = None
 
     def _record(self, value) -> None:
-        if isinstance(value, (tuple, list)):
-            value = value[0]
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(f"layer {self.layer_name!r} {self.capture} is a {type(value).__name__}, not a tensor")
+        where = f"layer {self.layer_name!r} {self.capture}"
+        h = select_output(value, self.output_key, where).detach()
+        h = h if h.dtype in (torch.float32, torch.float64) else h.float()  # pool in float32 at least
+        rows, self.pooling = pool_rows(h, self.pool, self.mask)
         self.calls += 1
-        self._chunks.append(value.detach().reshape(value.shape[0], -1))
+        self._chunks.append(rows)
 
-    def _pre_hook(self, module, inputs) -> None:
-        self._record(inputs)
+    def _pre_hook(self, module, args, kwargs) -> None:
+        # The input side: the first tensor argument (positional, else keyword); `output_key`
+        # names a keyword argument, else a field of the first positional argument.
+        if self.output_key is None:
+            self._record((*args, *kwargs.values()))
+        elif self.output_key in kwargs or not args:
+            self._record(kwargs)
+        else:
+            self._record(args[0])
 
     def _hook(self, module, inputs, output) -> None:
         self._record(output)
 
     def __enter__(self) -> ActivationRecorder:
         if self.capture == "input":
-            self._handle = self.module.register_forward_pre_hook(self._pre_hook)
+            self._handle = self.module.register_forward_pre_hook(self._pre_hook, with_kwargs=True)
         else:
             self._handle = self.module.register_forward_hook(self._hook)
         return self
@@ -123,6 +156,7 @@ class ActivationRecorder:
     def clear(self) -> None:
         self._chunks = []
         self.calls = 0
+        self.mask = None
 
     @property
     def label(self) -> str:
@@ -136,6 +170,7 @@ class LayerRecorders:
         model: the module to hook.
         layers: {name: dotted layer name or None (the input of the last nn.Linear)}.
         capture: "input" or "output", for every layer.
+        output_key, pool: as for `ActivationRecorder`, for every layer.
 
     Example:
         >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
@@ -145,8 +180,17 @@ class LayerRecorders:
         {'hidden': (5, 3), 'Z': (5, 3)}
     """
 
-    def __init__(self, model: nn.Module, layers: dict[str, str | None], capture: str = "input"):
-        self.recorders = {name: ActivationRecorder(model, layer, capture) for name, layer in layers.items()}
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: dict[str, str | None],
+        capture: str = "input",
+        output_key: str | None = None,
+        pool: str | None = None,
+    ):
+        self.recorders = {
+            name: ActivationRecorder(model, layer, capture, output_key, pool) for name, layer in layers.items()
+        }
 
     def __enter__(self) -> LayerRecorders:
         try:
@@ -165,9 +209,19 @@ class LayerRecorders:
         for recorder in self.recorders.values():
             recorder.remove()
 
+    def set_mask(self, mask: torch.Tensor | None) -> None:
+        """The attention mask (B, T) of the batch about to run, for pooling sequences (None: none)."""
+        for recorder in self.recorders.values():
+            recorder.mask = mask
+
     @property
     def labels(self) -> dict[str, str]:
         return {name: recorder.label for name, recorder in self.recorders.items()}
+
+    @property
+    def pooling(self) -> dict[str, str]:
+        """{name: the pooling applied} ("none", "mean", "first", "last", "flatten")."""
+        return {name: recorder.pooling for name, recorder in self.recorders.items()}
 
     def activations(self) -> dict[str, torch.Tensor]:
         """{name: (N, D)} for every layer; raises if a hook never fired."""

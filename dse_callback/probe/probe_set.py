@@ -10,10 +10,11 @@ Flow of a probe through this module:
    `BatchReader`, so a batch the monitor cannot read fails here, showing its structure.
 3. `ProbeSet.shard(rank, P)` (under DDP) picks this process's contiguous share of the
    indices (`sharding.shard_range`); one process keeps them all.
-4. `ProbeSet.batches(device)` (every probe) yields (inputs, labels, is_padding) per forward
-   call, in probe order, on `device`, from a `ProbeCache` over the share: read once with
-   DataLoader workers, then kept on the device, in pinned host memory or re-read, by a
-   free-memory budget (`probe_cache.py`). Every process makes the same number of calls:
+4. `ProbeSet.batches(device)` (every probe) yields (inputs, mask, labels, is_padding) per
+   forward call (mask: the attention mask under the reader's `mask_key`, or None), in
+   probe order, on `device`, from a `ProbeCache` over the share: read once with DataLoader
+   workers, then kept on the device, in pinned host memory or re-read, by a free-memory
+   budget (`cache.py`); the mask is kept beside the inputs. Every process makes the same number of calls:
    the shorter shares end with repeated batches marked as padding, whose outputs the
    forward pass drops (FSDP and DeepSpeed gather parameters inside every forward call).
 
@@ -95,6 +96,7 @@ class ProbeSet:
         self.rank, self.world_size = 0, 1
         self.cache: ProbeCache | None = None
         self.has_labels = False  # known after `prepare`
+        self.has_mask = False  # whether batches carry an attention mask, known after `prepare`
 
     def __len__(self) -> int:
         return 0 if self.indices is None else len(self.indices)
@@ -137,6 +139,7 @@ class ProbeSet:
         batch = self.collate([self.dataset[int(self.indices[0])]])
         inputs, labels = self.reader.split(batch)
         self.has_labels = labels is not None
+        self.has_mask = self.reader.mask(batch) is not None
         if needs_labels and labels is None:
             raise BatchFormatError(
                 f"metrics {list(needs_labels)} need labels, but DSEMonitor found none in the probe batch "
@@ -161,8 +164,8 @@ class ProbeSet:
             self.rank, self.world_size = rank, world_size
             self.cache = None
 
-    def batches(self, device: torch.device) -> Iterator[tuple[Any, torch.Tensor | None, bool]]:
-        """(inputs, labels or None, is_padding) per forward call, in probe order, on `device`.
+    def batches(self, device: torch.device) -> Iterator[tuple[Any, torch.Tensor | None, torch.Tensor | None, bool]]:
+        """(inputs, mask or None, labels or None, is_padding) per forward call, in probe order, on `device`.
 
         Every process makes `forward_batch_count(N, P, batch_size)` calls; after its own
         batches come repeats (is_padding True) whose outputs the caller drops.
@@ -174,7 +177,7 @@ class ProbeSet:
                 self.dataset,
                 self.indices[share.start : share.stop],
                 device,
-                split=self.reader.split,
+                split=self._split,
                 collate_fn=self.collate,
                 num_workers=self.num_workers,
                 max_bytes=self.max_cache_bytes,
@@ -182,7 +185,17 @@ class ProbeSet:
         batch_size = self.batch_size or DEFAULT_BATCH_SIZE.get(device.type, 256)
         count = forward_batch_count(len(self), self.world_size, batch_size)
         for (inputs, labels), padding in padded_batches(self.cache.batches(batch_size), count, self._filler(device)):
-            yield inputs, labels, padding
+            inputs, mask = inputs if self.has_mask else (inputs, None)
+            yield inputs, mask, labels, padding
+
+    def head_batch(self, rows: int, device: torch.device) -> tuple[Any, Any, torch.Tensor | None, Any]:
+        """(inputs, mask or None, labels or None, the raw batch) of the probe's first `rows` samples
+        on `device`, read and collated as the probe's batches are: a dry run's batch."""
+        samples = [self.dataset[int(index)] for index in self.indices[:rows]]
+        batch = self.collate(samples)
+        inputs, labels = self._split(batch)
+        inputs, mask = inputs if self.has_mask else (inputs, None)
+        return _to(inputs, device), _to(mask, device), labels, batch
 
     def release(self) -> None:
         """Drop the cached inputs (the end of a run)."""
@@ -192,9 +205,26 @@ class ProbeSet:
         """A one-sample batch for a process whose share is empty (N < P), to pad with."""
 
         def read_one():
-            inputs, labels = self.reader.split(self.collate([self.dataset[int(self.indices[0])]]))
-            return tree_map(
-                lambda value: value.to(device) if isinstance(value, torch.Tensor) else value, inputs
-            ), labels
+            inputs, labels = self._split(self.collate([self.dataset[int(self.indices[0])]]))
+            return _to(inputs, device), labels
 
         return read_one
+
+    def _split(self, batch: Any) -> tuple[Any, torch.Tensor | None]:
+        """(inputs, labels), or ((inputs, mask), labels) when the batches carry a mask, so the
+        cache keeps the mask beside the inputs."""
+        inputs, labels = self.reader.split(batch)
+        if not self.has_mask:
+            return inputs, labels
+        mask = self.reader.mask(batch)
+        if mask is None:
+            raise BatchFormatError(
+                f"the first probe batch had an attention mask under mask_key={self.reader.mask_key!r}, but this one "
+                f"has none: {describe_batch(batch)}"
+            )
+        return (inputs, mask), labels
+
+
+def _to(value: Any, device: torch.device) -> Any:
+    """Every tensor of a nest on `device`."""
+    return tree_map(lambda leaf: leaf.to(device) if isinstance(leaf, torch.Tensor) else leaf, value)

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from dse_callback.probe.capture import ActivationRecorder, EvalMode, find_layer
+from dse_callback.probe.capture import ActivationRecorder, EvalMode, LayerRecorders, find_layer
 
 
 def convnet():
@@ -58,3 +58,39 @@ def test_eval_mode_restores_each_submodule_flag_not_a_blanket_train():
     with EvalMode(model):
         assert not any(m.training for m in model.modules())
     assert [m.training for m in model.modules()] == before
+
+
+class Block(nn.Module):
+    """A transformer-style block: called with keywords, returns a dict of (B, T, H) and (B, H)."""
+
+    def forward(self, hidden_states, attention_mask=None):
+        return {"attentions": None, "last_hidden_state": hidden_states * 2, "pooled": hidden_states[:, 0]}
+
+
+class Encoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = Block()
+
+    def forward(self, x):
+        return self.block(hidden_states=x, attention_mask=None)
+
+
+def test_dict_outputs_keyword_inputs_and_the_pooling_applied():
+    model, x = Encoder(), torch.randn(3, 5, 4)
+    with ActivationRecorder(model, "block", capture="output") as recorder:
+        model(x)
+    torch.testing.assert_close(recorder.activations(), (x * 2).mean(1))  # the first tensor, mean over tokens
+    assert recorder.pooling == "mean"
+    with ActivationRecorder(model, "block", capture="output", output_key="pooled") as recorder:
+        model(x)
+    assert recorder.pooling == "none" and torch.equal(recorder.activations(), x[:, 0])
+    with ActivationRecorder(model, "block", capture="input", pool="last") as recorder:
+        model(x)  # called with keywords only: the input is the first keyword tensor
+    assert recorder.pooling == "last" and torch.equal(recorder.activations(), x[:, -1])
+    with LayerRecorders(model, {"a": "block"}, "output", output_key="missing"):
+        with pytest.raises(
+            KeyError, match=r"layer 'block' output.* keys \['attentions', 'last_hidden_state', 'pooled'\]"
+        ):
+            model(x)
+    assert not model.block._forward_hooks

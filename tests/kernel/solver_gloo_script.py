@@ -2,12 +2,16 @@
 
 Run by tests/kernel/test_solver_distributed.py as `python tests/kernel/solver_gloo_script.py OUT_JSON N`.
 Each rank passes its own rows of the same Z (rank 0 takes 3 more rows than rank 1, so the
-blocks are uneven); a second round gives rank 1 one more column to show the D check.
+blocks are uneven); a second round gives rank 1 one more column to show the D check. Then
+`process_group` runs the solve on a group of its own, and on a 2-second-timeout group that
+rank 1 never joins (rank 0 must raise, not wait).
 """
 
 import json
 import os
 import sys
+import time
+from datetime import timedelta
 
 import numpy as np
 import torch
@@ -16,6 +20,7 @@ import torch.multiprocessing as mp
 
 from dse_callback.kernel.entropy import diffusion_spectral_entropy
 from dse_callback.kernel.mutual_info import diffusion_spectral_mutual_information
+from dse_callback.kernel.solvers.layout import process_group
 
 
 def points(n: int) -> np.ndarray:
@@ -60,6 +65,20 @@ def worker(rank: int, world: int, port: int, out: str, n: int) -> None:
         results["d_mismatch"] = "no error"
     except ValueError as error:
         results["d_mismatch"] = str(error)
+    # The same solve on a group of its own: the same value.
+    with process_group(dist.new_group(backend="gloo")):
+        results["dse_group"] = diffusion_spectral_entropy(z[rows], solver="slq", seed=5, distributed=True)
+    # A group with a 2 s timeout that rank 1 never joins: rank 0's solve raises within it
+    # (on the default group it would wait 30 minutes).
+    short = dist.new_group(backend="gloo", timeout=timedelta(seconds=2))
+    if rank == 0:
+        start = time.perf_counter()
+        try:
+            with process_group(short):
+                diffusion_spectral_entropy(z[rows], solver="slq", distributed=True)
+            abandoned = "no error"
+        except RuntimeError as error:
+            abandoned = [str(error), time.perf_counter() - start]
     gathered = [None] * world
     dist.all_gather_object(gathered, results)
     dist.destroy_process_group()
@@ -69,7 +88,7 @@ def worker(rank: int, world: int, port: int, out: str, n: int) -> None:
         }
         single["dsmi"] = diffusion_spectral_mutual_information(z, labels, solver="slq", seed=5, n_repetitions=2)
         with open(out, "w") as stream:
-            json.dump({"ranks": gathered, "single": single}, stream)
+            json.dump({"ranks": gathered, "single": single, "abandoned": abandoned}, stream)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,13 @@ def test_two_gloo_processes_give_the_single_process_value(gloo_results):
     assert abs(ranks[0]["dsmi"] - single["dsmi"]) <= 1e-5
 
 
+def test_the_solver_runs_its_collectives_on_the_group_it_is_given(gloo_results):
+    ranks = gloo_results["ranks"]
+    assert ranks[0]["dse_group"] == ranks[1]["dse_group"] == ranks[0]["dse_t1"][0]
+    message, seconds = gloo_results["abandoned"]
+    assert "Timed out" in message and seconds < 60  # the group's 2 s, not the default group's 30 minutes
+
+
 def test_ranks_disagreeing_in_d_get_a_named_error(gloo_results):
     for rank in gloo_results["ranks"]:
         assert "different number of columns D" in rank["d_mismatch"] and "{0: 16, 1: 17}" in rank["d_mismatch"]

@@ -5,8 +5,8 @@
   removed and read through the Trainer's `data_collator`, as its evaluation loop reads it;
 - `read_batch_rules`: from one collated sample, which keys hold class labels and how the
   inputs reach the model (`model(**batch)` without the labels for a mapping);
-- `runtime_from`: the probe's `Runtime` from the Trainer's accelerator (rank, world size,
-  gather, broadcast, autocast);
+- `runtime_from`: the probe's `Runtime` from the Trainer (rank, world size, autocast, the
+  accelerator's gather);
 - `add_figures`: the probe's figures to the TensorBoard writer, W&B run, MLflow run or
   Comet experiment the Trainer's reporting callbacks hold (`figure_loggers`), else PNGs;
 - `json_state`/`saved_state`: the tracker's state as JSON (`trainer_state.json`) and back;
@@ -113,36 +113,24 @@ def read_batch_rules(batch: Any, names: Sequence[str], settings) -> dict[str, An
 
 
 def runtime_from(trainer) -> Runtime:
-    """Rank, world size, collectives and autocast of the Trainer, for the tracker.
+    """Rank, world size and autocast of the Trainer, for the tracker.
 
-    The gather is `accelerator.gather` of a leading axis of one ((P, M, ...) on every rank),
-    the broadcast `torch.distributed.broadcast_object_list` from rank 0 (tensors travel on the
-    CPU and come back on the Trainer's device), and the forward runs under the Trainer's
-    `compute_loss_context_manager` (accelerate's autocast wraps the model's forward itself).
+    Under torch.distributed (DDP, FSDP, DeepSpeed through accelerate) the probe's collectives
+    run on the tracker's own gloo groups, with bounded waits; `accelerator.gather` over a
+    leading axis of one ((P, M, ...) on every rank) serves a backend without torch.distributed.
+    The forward runs under the Trainer's `compute_loss_context_manager`, as its loss does
+    (accelerate's mixed-precision autocast wraps the model's forward itself).
     """
     args = trainer.args
     world_size = int(getattr(args, "world_size", 1) or 1)
-    context = getattr(trainer, "compute_loss_context_manager", None)
-    runtime = Runtime(
-        forward_context=context,
+    accelerator = trainer.accelerator
+    return Runtime(
+        forward_context=getattr(trainer, "compute_loss_context_manager", None),
         is_primary=bool(trainer.is_world_process_zero()),
         rank=int(getattr(args, "process_index", 0) or 0),
         world_size=world_size,
+        all_gather=(lambda tensor: accelerator.gather(tensor.unsqueeze(0))) if world_size > 1 else None,
     )
-    if world_size > 1:
-        runtime.all_gather = lambda tensor: trainer.accelerator.gather(tensor.unsqueeze(0))
-        runtime.broadcast = lambda value: _broadcast(value, args.device)
-    return runtime
-
-
-def _broadcast(value: Any, device) -> Any:
-    import torch.distributed as dist
-
-    is_tensor = isinstance(value, torch.Tensor)
-    box = [value.cpu() if is_tensor else value]
-    dist.broadcast_object_list(box, src=0)
-    received = box[0]
-    return received.to(device) if isinstance(received, torch.Tensor) else received
 
 
 def figure_loggers(trainer) -> list:

@@ -183,6 +183,7 @@ class DSETrainerCallback(TrainerCallback, ExportableState):
         if state.global_step > 0 and saved is not None:  # resumed from a checkpoint
             self.tracker.load_state_dict(saved)
         self.tracker.check_model(model)
+        self.tracker.groups.open()  # the probe's own process groups under DDP: every rank, here
         self.tracker.probe_set = None
         self.tracker.prepare_probe(dataset, workers, collate)
         filename = "dse_history.csv" if self.name == "Z" else f"dse_history_{self.name}.csv"

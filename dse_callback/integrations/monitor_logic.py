@@ -273,6 +273,7 @@ class DSEMonitorLogic:
                 t=tracker.settings.t,
                 epoch=epoch,
                 plane_tag=f"{prefix}information_plane" if plane else None,
+                profiles=tracker.profiles,
             )
             add_figures(writers, figures, step)
 

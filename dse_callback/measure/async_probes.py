@@ -8,8 +8,8 @@ Flow of an asynchronous probe (primary process only; no collectives in the worke
 2. The job, in the worker thread: the inputs clustered once (the clusters are kept for
    the next jobs, which run after it), then every metric of every layer
    (`Measurer.measure`), flattened to {"name|metric": value, "name|sigma": bandwidth,
-   "name|spectrum": eigenvalues, "name|details": solvers and error bars} so a failure can
-   give NaN for every value.
+   "name|scale": its ratio, "name|spectrum": eigenvalues, "name|details": solvers and
+   error bars, "name|profile": the entropy profile} so a failure can give NaN for every value.
 3. `collect(wait)`: the finished probes, oldest first, as `FinishedProbe`s (the epoch, a
    `Measured`, the worker's seconds and the context given to `submit`); `wait=True`
    first waits for all of them (before `fit` returns, a checkpoint, or after an exception).
@@ -58,7 +58,7 @@ class AsyncProbes:
 
     def submit(self, epoch: int, representations, labels, inputs, context: dict[str, Any]) -> None:
         """Queue the measurement of one probe's gathered representations."""
-        value_names = [_key(name, m) for name in self.names for m in (*self.measurer.metrics, "sigma")]
+        value_names = [_key(name, m) for name in self.names for m in (*self.measurer.metrics, "sigma", "scale")]
         needs_inputs = self.input_clusters is None and self.measurer.needs_input_clusters
         arguments = snapshot((representations, labels, inputs if needs_inputs else None))
         self.worker.submit(epoch, self._job, *arguments, names=value_names, context=context)
@@ -82,8 +82,10 @@ class AsyncProbes:
         for name, values in measured.values.items():
             flat.update({_key(name, metric): value for metric, value in values.items()})
             flat[_key(name, "sigma")] = measured.sigma.get(name, math.nan)
+            flat[_key(name, "scale")] = measured.scale.get(name, math.nan)
         flat.update({_key(name, "spectrum"): spectrum for name, spectrum in measured.spectra.items()})
         flat.update({_key(name, "details"): details for name, details in measured.details.items()})
+        flat.update({_key(name, "profile"): profile for name, profile in measured.profiles.items()})
         return flat
 
     def _unflatten(self, flat: dict[str, Any]) -> Measured:
@@ -92,6 +94,10 @@ class AsyncProbes:
             name, what = key.rsplit(_SEPARATOR, 1)
             if what == "sigma":
                 measured.sigma[name] = value
+            elif what == "scale":
+                measured.scale[name] = value
+            elif what == "profile":
+                measured.profiles[name] = value
             elif what == "spectrum":
                 measured.spectra[name] = value
             elif what == "details":

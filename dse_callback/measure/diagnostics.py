@@ -1,14 +1,12 @@
 """How a probe's curves relate to the bandwidth: the scale ratio, the saturation trend, the profiles.
 
-- `rms_radius(z)`: the root-mean-square distance of the centred points to their mean; a
-  probe logs `dse/{name}_scale` = radius / sigma, so a user sees when a fixed-sigma curve
-  follows the size of Z (a ratio far below 1 pushes DSE to 0, far above 1 to log2 N).
+- the scale ratio: a probe logs `dse/{name}_scale` = the RMS radius of Z (the kernel's
+  `rms_radius`) / sigma, so a user sees when a fixed-sigma curve follows the size of Z (a
+  ratio far below 1 pushes DSE to 0, far above 1 to log2 N); `Measurer` records it.
 - `saturation_trend(fractions)`: whether DSE / log2 N, over the last probes, runs towards
   0 or 1 fast enough to reach the 2% band at that end within a few more probes;
   `SaturationWatch` checks it on the history after every probe and warns once per layer
   and direction (the per-probe warning of `metrics` covers a DSE already in the band).
-- `profiles_state`, `load_profiles`: the tracker's entropy profiles
-  ({epoch: {name: EntropyProfile}}) as plain lists for a checkpoint, and back.
 
 No Lightning here.
 """
@@ -19,8 +17,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import torch
-
 from ..kernel.errors import BandwidthWarning
 
 # DSE within this fraction of log2 N of an end is saturated (as `saturation_message` says).
@@ -28,17 +24,6 @@ SATURATION_BAND = 0.02
 # A trend: this many probes in a row moving one way, whose least-squares line reaches the
 # band within `_HORIZON` more probes.
 _RUN, _HORIZON = 3, 3
-
-
-def rms_radius(z: torch.Tensor) -> float:
-    """sqrt(mean_i |z_i - mean(z)|^2) of points Z (N, D), in float64.
-
-    Example:
-        >>> rms_radius(torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 3.0], [0.0, -3.0]]))
-        2.23606797749979
-    """
-    points = z.detach().double()
-    return float((points - points.mean(dim=0)).square().sum(dim=1).mean().sqrt())
 
 
 def saturation_trend(

@@ -4,13 +4,15 @@ Each `MetricSpec` says everything about one metric: its flat key (`dse/{name}`,
 `dsmi/{name}_Y`, ...), what it needs besides Z (labels, or the inputs' clusters), whether it
 reports a solver and an error bar, its rough cost next to a DSE at the same N (which orders
 the ranks' work), the TensorBoard chart it joins, and how it is computed from one `MetricRun`.
-`resolve_layers` turns `layer`/`name` or `layers` into {name: dotted layer name}; `timing_keys`
+`resolve_layers` turns `layer`/`name` or `layers` into {name: dotted layer name}; beside the
+metrics, every probe logs `dse/{name}_scale` (RMS radius of Z / sigma); `timing_keys`
 gives the probe's own keys (`dse/probe_seconds`, `dse/epoch`, suffixed by a monitor name
 other than "Z"). No Lightning here.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +21,7 @@ import torch
 
 from ..kernel.entropy import diffusion_spectral_entropy, saturation_message
 from ..kernel.errors import BandwidthWarning
+from ..kernel.geometry.bandwidth import ResolvedBandwidth
 from ..kernel.mutual_info import classic_shannon_mutual_information, diffusion_spectral_mutual_information
 from ..kernel.rankme import rankme
 from ..kernel.shannon import classic_shannon_entropy
@@ -31,12 +34,13 @@ _REPETITIONS = 5
 @dataclass(frozen=True)
 class MetricRun:
     """One metric of one representation: Z (N, D), its reference (labels or input clusters,
-    (N,), when the metric needs one), the resolved bandwidth and the measurer's settings.
-    `where` names the layer in warnings; `warn(reason, message, category)` warns once."""
+    (N,), when the metric needs one), the bandwidth resolved once on Z (a `ResolvedBandwidth`,
+    shared by every metric of the layer) and the measurer's settings. `where` names the
+    layer in warnings; `warn(reason, message, category)` warns once."""
 
     z: torch.Tensor
     reference: torch.Tensor | None
-    sigma: float
+    sigma: ResolvedBandwidth
     t: float
     precision: str | None
     solver: str
@@ -72,7 +76,7 @@ def _dse(run: MetricRun) -> MetricValue:
         return_details=True,
         distributed=run.shard_dse,
     )
-    message = saturation_message(estimate.value, len(run.z), run.sigma)
+    message = saturation_message(estimate.value, len(run.z), run.sigma.value)
     if message:
         run.warn(f"saturation:{run.where}", f"{message} (DSEMonitor layer {run.where!r})", BandwidthWarning)
     spectrum = estimate.top_eigenvalues.double().cpu().numpy()
@@ -155,14 +159,22 @@ def metrics_needing(metrics, need: str) -> list[str]:
     return [metric for metric in metrics if METRIC_SPECS[metric].needs == need]
 
 
+# The key of the bandwidth diagnostic: the RMS radius of Z divided by the resolved sigma.
+SCALE_KEY = "dse/{}_scale"
+
+
 def metric_keys(names) -> dict[str, dict[str, str]]:
-    """{name: {metric: key}} for every representation name.
+    """{name: {metric: key}} for every representation name, and {name: {"scale": key}} of the
+    bandwidth diagnostic (logged with every probe, whatever the metrics).
 
     Example:
-        >>> metric_keys(["Z"])["Z"]["dsmi_y"]
-        'dsmi/Z_Y'
+        >>> metric_keys(["Z"])["Z"]["dsmi_y"], metric_keys(["Z"])["Z"]["scale"]
+        ('dsmi/Z_Y', 'dse/Z_scale')
     """
-    return {name: {metric: spec.key.format(name) for metric, spec in METRIC_SPECS.items()} for name in names}
+    keys = {name: {metric: spec.key.format(name) for metric, spec in METRIC_SPECS.items()} for name in names}
+    for name in names:
+        keys[name]["scale"] = SCALE_KEY.format(name)
+    return keys
 
 
 def timing_keys(name: str) -> dict[str, str]:
@@ -171,11 +183,13 @@ def timing_keys(name: str) -> dict[str, str]:
     return {"probe_seconds": f"dse/probe_seconds{suffix}", "epoch": f"dse/epoch{suffix}"}
 
 
-def flat_values(
-    keys, timing_keys_: dict[str, str], values: dict[str, dict[str, float]], epoch: int, probe_seconds: float
-) -> dict[str, float]:
-    """{key: value} of one probe: every metric of every representation, its time and epoch."""
-    flat = {keys[name][metric]: value for name, by_metric in values.items() for metric, value in by_metric.items()}
+def flat_values(keys, timing_keys_: dict[str, str], measured, epoch: int, probe_seconds: float) -> dict[str, float]:
+    """{key: value} of one probe (a `Measured`): every metric of every representation, its
+    scale diagnostic, the probe's time and epoch."""
+    flat = {
+        keys[name][metric]: value for name, by_metric in measured.values.items() for metric, value in by_metric.items()
+    }
+    flat.update({keys[name]["scale"]: measured.scale.get(name, math.nan) for name in measured.values})
     flat[timing_keys_["probe_seconds"]] = probe_seconds
     flat[timing_keys_["epoch"]] = float(epoch)
     return flat

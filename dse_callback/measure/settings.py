@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..kernel.geometry.bandwidth import Bandwidth, resolve_sigma
 from ..kernel.validation import check_choice, check_positive, check_positive_int, check_precision
 from ..probe.capture import CAPTURE_MODES
 from .metrics import check_metrics
@@ -76,7 +77,11 @@ class MeasureSettings:
     metrics: Sequence[str] = _option(
         ("dse", "dsmi_y", "dsmi_x"), "any of dse, dsmi_y, dsmi_x, cse, csmi_y, csmi_x, rankme"
     )
-    sigma: float | str = _option(10.0, 'the Gaussian bandwidth: a number (the paper\'s 10), or "median"')
+    sigma: float | str | Bandwidth = _option(
+        10.0,
+        'the Gaussian bandwidth: a number (the paper\'s 10), a scale-free preset "median", "rms" or "knn", or a '
+        "Bandwidth(kind, scale, k); resolved once per probe and layer, and shared by every metric",
+    )
     t: float = _option(1, "diffusion time")
     solver: str = _option(
         "auto", '"auto" (exact up to a size per device, slq with an error bar above), "exact" or "slq"'
@@ -87,6 +92,11 @@ class MeasureSettings:
     async_metrics: bool = _option(
         False, "compute the metrics in a background thread on the primary process while training goes on"
     )
+    profile: bool = _option(
+        False,
+        "also compute each layer's entropy profile (DSE at c x sigma over a log grid of c) at every probe, drawn "
+        "as one image per layer (epochs x c, coloured by DSE / log2 N) so saturation shows at a glance",
+    )
     collective_timeout: float = _option(
         300.0,
         "under DDP, seconds a rank waits for the others in one of the probe's collectives (its own gloo groups) "
@@ -96,12 +106,14 @@ class MeasureSettings:
 
     def __post_init__(self):
         object.__setattr__(self, "metrics", check_metrics(self.metrics))
+        resolve_sigma(self.sigma)  # kept as passed: the history spells it ("rms", "10")
         check_positive(self.t, "t")
         check_choice(self.solver, "solver", ("auto", "exact", "slq"))
         check_precision(self.precision)
         _check_optional_int(self.n_input_clusters, "n_input_clusters", 2)
         check_positive_int(self.seed, "seed", minimum=0)
         check_choice(self.async_metrics, "async_metrics", (False, True))
+        check_choice(self.profile, "profile", (False, True))
         check_positive(self.collective_timeout, "collective_timeout")
 
 

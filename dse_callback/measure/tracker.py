@@ -24,15 +24,15 @@ from torch.utils.data import Dataset
 
 from ..distributed.groups import ProbeGroups
 from ..distributed.probe_shares import Runtime, forward_shares
-from ..kernel.geometry.bandwidth import resolve_sigma
 from ..probe.batches import BatchReader
 from ..probe.capture import find_layer, layer_label
 from ..probe.forward_pass import module_device
 from ..probe.probe_set import ProbeSet, as_dataset
-from ..report.history import History, history_columns, history_rows
+from ..report.history import history_rows
 from .async_probes import AsyncProbes, FinishedProbe
 from .measurer import Measured, Measurer, OnceWarner
-from .metrics import METRIC_SPECS, flat_values, metric_keys, metrics_needing, resolve_layers, timing_keys
+from .metrics import flat_values, metric_keys, metrics_needing, resolve_layers, timing_keys
+from .records import ProbeRecords
 from .settings import MeasureSettings, ProbeSettings, settings_doc, split_settings, with_settings
 from .shared import measure_shared, shared_clusters
 
@@ -74,7 +74,6 @@ class DSETracker:
         **options,
     ):
         self.probe_settings, self.settings = split_settings(options, ProbeSettings, MeasureSettings, owner="DSETracker")
-        resolve_sigma(self.settings.sigma)
         self.probe = None if probe is None else as_dataset(probe)
         self.layers = resolve_layers(layer, layers, name)
         self.name = name
@@ -83,10 +82,9 @@ class DSETracker:
         settings = self.probe_settings
         self.reader = BatchReader(settings.input_key, settings.label_key, settings.batch_to_inputs)
         self.warn = OnceWarner()
-        self.measurer = Measurer(self.settings, self.warn)
+        self.measurer = Measurer(self.settings, self.warn, profiles=self.settings.profile)
         self.groups = ProbeGroups(self.settings.collective_timeout)  # the probe's own, under DDP
-        solved = [metric for metric in self.metrics if METRIC_SPECS[metric].reports_solver]
-        self._history = History(history_columns(self.metrics, solved, extra_columns), self.warn, history_path)
+        self.records = ProbeRecords(self.metrics, extra_columns, self.warn, history_path, self.settings.sigma)
         self.keys, self.timing_keys = metric_keys(self.layers), timing_keys(name)
         # State that a checkpoint carries (with the history).
         self.probe_indices: torch.Tensor | None = None
@@ -101,15 +99,20 @@ class DSETracker:
     @property
     def history(self) -> dict[int, dict[str, dict[str, Any]]]:
         """{epoch: {representation name: history row}}."""
-        return self._history.rows
+        return self.records.history.rows
+
+    @property
+    def profiles(self) -> dict[int, dict[str, Any]]:
+        """{epoch: {representation name: EntropyProfile}}, with `profile=True`."""
+        return self.records.profiles
 
     @property
     def history_path(self) -> str | None:
-        return self._history.path
+        return self.records.history.path
 
     @history_path.setter
     def history_path(self, path: str | None) -> None:
-        self._history.path = path
+        self.records.history.path = path
 
     def check_model(self, model: nn.Module) -> None:
         """Find every watched layer now, so an unknown one fails before training."""
@@ -202,6 +205,7 @@ class DSETracker:
             step=step,
             n=len(self.probe_set),
             t=self.settings.t,
+            bandwidth=self.records.bandwidth,
             cache=self.probe_set.cache_mode,
             data_seconds=read["data"],
             transfer_seconds=read["transfer"],
@@ -218,6 +222,7 @@ class DSETracker:
                 self.measurer, result.representations, labels, clusters, self.layer_labels, *session.place, session
             )
             self.input_clusters = clusters if session.agreed else self.input_clusters  # kept by every rank or none
+            self.measurer.complete(measured, result.representations, runtime.is_primary)
         probe_seconds = time.perf_counter() - start
         details.update(probe_seconds=probe_seconds, metric_seconds=probe_seconds - forward_seconds)
         self._record(epoch, measured, details, runtime.is_primary)
@@ -255,28 +260,29 @@ class DSETracker:
             self._record(probe.epoch, probe.measured, details, write=False)
             out.append((probe.epoch, self._flat(probe.epoch, probe.measured, probe_seconds)))
         if out:
-            self._history.write()
+            self.records.history.write()
         return out
 
     def _record(self, epoch: int, measured: Measured, details: dict, write: bool) -> None:
         self.last_spectra = measured.spectra
-        self._history.record(epoch, history_rows(self.layer_labels, measured, details), write)
+        rows = history_rows(self.layer_labels, measured, details)
+        self.records.record(epoch, rows, measured.profiles, self.layer_labels, write)
 
     def _flat(self, epoch: int, measured: Measured, probe_seconds: float) -> dict[str, float]:
-        return flat_values(self.keys, self.timing_keys, measured.values, epoch, probe_seconds)
+        return flat_values(self.keys, self.timing_keys, measured, epoch, probe_seconds)
 
     def state_dict(self) -> dict[str, Any]:
         """History, probe indices and input clusters; waits for pending asynchronous probes first."""
         if self.pending is not None:
             self._collected += self._apply(self.pending.collect(wait=True))
         return {
-            "history": self._history.state(),
+            **self.records.state(),
             "probe_indices": self.probe_indices,
             "input_clusters": self.input_clusters,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._history.load(state_dict.get("history", {}), next(iter(self.layers)))
+        self.records.load(state_dict, next(iter(self.layers)))
         self.probe_indices = state_dict.get("probe_indices")
         self.input_clusters = state_dict.get("input_clusters")
 

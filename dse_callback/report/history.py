@@ -2,7 +2,8 @@
 
 After the values are measured and, under DDP, broadcast, rank 0 rewrites the whole
 history (`write_history`): the layer and the side captured ("head (input)"), the metrics,
-sigma, t, N and timings, through a temporary file, so a crash never leaves half a file.
+sigma (resolved), the bandwidth as passed ("rms", "10"), the scale ratio, t, N and
+timings, through a temporary file, so a crash never leaves half a file.
 `report_safely` runs any reporting step so that its failure warns and training goes on.
 """
 
@@ -23,6 +24,8 @@ HISTORY_DETAIL_COLUMNS = (
     "metric_seconds",
     "n",
     "sigma",
+    "bandwidth",
+    "scale",
     "t",
     "cache",
 )
@@ -41,12 +44,14 @@ def history_columns(metrics: Sequence[str], solved: Sequence[str] = (), extra: S
 
 def history_rows(layer_labels: dict[str, str], measured, details: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """One probe's history rows, {representation: row}: the layer and the side captured,
-    sigma, the metrics' values, their solvers and error bars, then the probe's `details`."""
+    sigma (the resolved number), the RMS radius of Z over it (`scale`), the metrics' values,
+    their solvers and error bars, then the probe's `details` (with the bandwidth as passed)."""
     return {
         name: dict(
             representation=name,
             layer=label,
             sigma=measured.sigma[name],
+            scale=measured.scale.get(name, float("nan")),
             **measured.values[name],
             **measured.details.get(name, {}),
             **details,

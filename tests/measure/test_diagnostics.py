@@ -4,25 +4,12 @@ import math
 import warnings
 
 import pytest
-import torch
 
 from dse_callback import BandwidthWarning
-from dse_callback.measure.diagnostics import SaturationWatch, rms_radius, saturation_trend
+from dse_callback.measure.diagnostics import SaturationWatch, saturation_trend
 from dse_callback.measure.measurer import OnceWarner
 
 N = 64  # log2 N = 6
-
-
-def test_rms_radius_is_the_root_mean_square_distance_to_the_mean_whatever_the_offset():
-    generator = torch.Generator().manual_seed(0)
-    z = torch.randn(200, 5, generator=generator, dtype=torch.float64)
-    expected = math.sqrt(float(((z - z.mean(0)) ** 2).sum(1).mean()))
-    assert rms_radius(z) == pytest.approx(expected, rel=1e-12)
-    assert rms_radius(z * 7.5) == pytest.approx(7.5 * expected, rel=1e-12)
-    # Far from the origin, in float32: centring first keeps the answer (a naive E|z|^2 - |E z|^2 would not).
-    far = (z + 1e4).float()
-    assert rms_radius(far) == pytest.approx(expected, rel=1e-3)
-    assert rms_radius(torch.ones(4, 3)) == 0.0
 
 
 @pytest.mark.parametrize(

@@ -1,3 +1,5 @@
+import math
+
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -22,19 +24,15 @@ def _worker(rank, rendezvous, results):
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=WORLD)
     try:
         representations, labels = inputs()
-        measured = measure_shared(
-            Measurer(MeasureSettings(metrics=METRICS)),
-            representations,
-            labels,
-            None,
-            None,
-            rank,
-            WORLD,
-            torch_all_gather(),
-        )
+        measurer = Measurer(MeasureSettings(metrics=METRICS, sigma="knn"), profiles=True)
+        measured = measure_shared(measurer, representations, labels, None, None, rank, WORLD, torch_all_gather())
+        assert measured.profiles == {}  # the ranks' subsets of the work leave the profiles out
+        measurer.complete(measured, representations, primary=rank == 0)  # the tracker's step: scales, profiles
         saved = {
             "values": measured.values,
             "sigma": measured.sigma,
+            "scale": measured.scale,
+            "profiles": measured.profiles,
             "spectra": measured.spectra,
             "details": measured.details,
         }
@@ -47,10 +45,15 @@ def test_two_ranks_split_the_metric_work_and_both_get_the_one_process_values(tmp
     # spawn, not fork: a child forked after this process ran OpenMP kernels can deadlock in them
     mp.start_processes(_worker, args=(str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=WORLD, start_method="spawn")
     representations, labels = inputs()
-    single = Measurer(MeasureSettings(metrics=METRICS)).measure(representations, labels, None)
+    single = Measurer(MeasureSettings(metrics=METRICS, sigma="knn"), profiles=True).measure(
+        representations, labels, None
+    )
     for rank in range(WORLD):
         result = torch.load(tmp_path / f"rank{rank}.pt", weights_only=False)
         assert result["values"] == single.values and result["sigma"] == single.sigma
+        assert result["scale"] == single.scale and all(math.isfinite(scale) for scale in single.scale.values())
+        # The profiles are drawn by the primary process only, which computes them once.
+        assert result["profiles"] == (single.profiles if rank == 0 else {}) and set(single.profiles) == {"a", "b"}
         assert result["details"] == single.details and single.details["a"]["dse_solver"] == "exact"
         assert set(result["spectra"]) == {"a", "b"}
         for name, spectrum in single.spectra.items():
@@ -71,13 +74,13 @@ def _sharded_worker(rank, rendezvous, results):
     built_rows, built_batches = [], []
     original, original_batched = run.DiffusionOperator, batched.BatchedDiffusionOperator
 
-    def counting_operator(points, bandwidth, dtype, layout, memory_budget):
+    def counting_operator(points, bandwidth, dtype, layout, *args, **kwargs):
         built_rows.append(layout.hi - layout.lo)
-        return original(points, bandwidth, dtype, layout, memory_budget)
+        return original(points, bandwidth, dtype, layout, *args, **kwargs)
 
-    def counting_batch(points, bandwidth, dtype):
+    def counting_batch(points, *args, **kwargs):
         built_batches.append(tuple(points.shape[:2]))
-        return original_batched(points, bandwidth, dtype)
+        return original_batched(points, *args, **kwargs)
 
     run.DiffusionOperator, batched.BatchedDiffusionOperator = counting_operator, counting_batch
     try:

@@ -225,18 +225,18 @@ class DSETrainerCallback(TrainerCallback, ExportableState):
         }
         values = tracker.measure(model, key, state.global_step, extra, runtime_from(self.trainer))
         if values:  # {} when the metrics run in the background
-            self._log(control, values, state)
+            self._log(control, values, float(state.epoch or 0))
             if state.is_world_process_zero:
                 add_figures(self.trainer, tracker, self.settings.log_spectrum, key, state.global_step)
         if tracker.pending is not None:
             self._log_finished(state, control, wait=False)
 
-    def _log(self, control, values: dict[str, float], state) -> None:
+    def _log(self, control, values: dict[str, float], train_epoch: float) -> None:
         """`trainer.log` with the caller's `should_log` kept: the Trainer's `on_log` resets the
         shared flag, which would swallow this step's loss log (and, on some ranks only, skip
         the loss gather the others enter)."""
         values = {key: float(value) for key, value in values.items()}
-        values[self.tracker.timing_keys["epoch"]] = float(state.epoch or 0)
+        values[self.tracker.timing_keys["epoch"]] = train_epoch  # the Trainer's fractional epoch
         trainer = self.trainer
         saved = control.should_log
         try:
@@ -250,7 +250,7 @@ class DSETrainerCallback(TrainerCallback, ExportableState):
         if not state.is_world_process_zero:
             return
         for key, values in self.tracker.collect(wait):
-            self._log(control, values, state)
+            self._log(control, values, next(iter(self.history[key].values()))["train_epoch"])
             add_figures(self.trainer, self.tracker, self.settings.log_spectrum, key, state.global_step)
 
     # ------------------------------------------------------------------ setup helpers

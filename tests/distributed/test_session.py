@@ -7,6 +7,7 @@ ranks run, with the runtime's all-gather standing in for the gloo groups.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import threading
 
@@ -26,10 +27,12 @@ class FakeWorld:
         self.slots = [None] * size
         self.barrier = threading.Barrier(size, timeout=20)
         self.calls = [0] * size
+        self.threads = set()  # the names of the threads that issued a collective
 
     def all_gather_of(self, rank: int):
         def all_gather(tensor: torch.Tensor) -> torch.Tensor:
             self.calls[rank] += 1
+            self.threads.add(threading.current_thread().name)
             if rank in self.broken:
                 raise RuntimeError("Timed out waiting 5000ms for recv operation to complete")
             self.slots[rank] = tensor.clone()
@@ -65,7 +68,7 @@ def on_every_rank(step, ranks):
     def run(rank):
         results[rank] = step(rank, ranks[rank])
 
-    threads = [threading.Thread(target=run, args=(rank,)) for rank in range(len(ranks))]
+    threads = [threading.Thread(target=run, args=(rank,), name=f"rank{rank}") for rank in range(len(ranks))]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -180,3 +183,30 @@ def test_collective_timeout_is_an_option_of_the_tracker_and_the_monitor():
     from dse_callback import DSEMonitor
 
     assert inspect.signature(DSEMonitor).parameters["collective_timeout"].default == 300.0
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_two_ranks_measure_the_one_process_values_and_asynchronous_metrics_issue_no_collective(asynchronous):
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(40) % 2
+    probe = (torch.randn(40, 5, generator=generator) + labels[:, None] * 3.0, labels)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    metrics, keys = ("dse", "dsmi_y", "dsmi_x"), ("dse/Z", "dsmi/Z_Y", "dsmi/Z_X")
+    single = DSETracker(probe, metrics=metrics).measure(model, 0)
+    world = FakeWorld()
+    trackers = [DSETracker(probe, metrics=metrics, async_metrics=asynchronous) for _ in range(2)]
+
+    def step(rank, tracker):
+        runtime = Runtime(rank=rank, world_size=2, is_primary=rank == 0, all_gather=world.all_gather_of(rank))
+        values = tracker.measure(copy.deepcopy(model), 0, runtime=runtime)  # each rank its own hooks
+        return dict(tracker.collect(wait=True)).get(0, {}) if asynchronous else values
+
+    values = on_every_rank(step, trackers)
+    assert {key: values[0][key] for key in keys} == {key: single[key] for key in keys}
+    if asynchronous:  # only the primary measures, in the background, which issues no collective
+        assert values[1] == {} and world.threads == {"rank0", "rank1"}
+    else:
+        assert {key: values[1][key] for key in keys} == {key: single[key] for key in keys}
+    for tracker in trackers:
+        tracker.release()

@@ -2,9 +2,14 @@
 
 Flow of a run (each step's work lives in the module named):
 
-- `setup` (configuration errors raise here, before the first epoch): TensorBoard and
-  matplotlib checks; `DSETracker.check_model` finds every watched layer; the probe set is
-  fixed and its batches checked (`probe.probe_set`; the validation set when no probe was given).
+- `setup` (configuration errors raise here, before the first epoch): the matplotlib check;
+  `DSETracker.check_model` finds every watched layer; a new run (epoch 0) starts with an
+  empty state; the probe set is fixed and its batches checked (`probe.probe_set`): the
+  explicit probe, else the fit's validation data whatever its schedule (`probe_source`; a
+  fit without any fails here, with the fix).
+- `on_fit_start` (the model on its device, in its precision): a LightningModule's own
+  `val_dataloader()` is read now; `DSETracker.dry_run` forwards a few probe rows, so a
+  layer output that cannot be read, a failing `forward=` or a dtype mismatch raises here.
 - `on_train_start`: the custom-scalar layout; the epoch-0 baseline, sent straight to the
   loggers at the current step so it stays its own point (skipped when resuming).
 - `on_train_epoch_end` (every `every_n_epochs`, never during the sanity check): one probe
@@ -19,7 +24,7 @@ Flow of a run (each step's work lives in the module named):
   (`on_train_batch_end`, `on_train_epoch_end`), and every pending one is waited for and
   written in `on_train_end`, in `state_dict` (so a checkpoint holds every probe) and in
   `on_exception`. Monitoring such a key with ModelCheckpoint or EarlyStopping fails in `setup`.
-- After each probe, rank 0 adds the TensorBoard figures (`reporting.py`).
+- After each probe, rank 0 sends the figures to every logger (`report.loggers.log_figures`).
 - `state_dict`/`load_state_dict`: the tracker's history, probe indices and input clusters.
 
 The logic lives in `DSEMonitorLogic`, which imports no Lightning namespace (the Trainer is
@@ -52,14 +57,10 @@ from ..measure.settings import (
 from ..measure.tracker import DSETracker
 from ..report.figures import matplotlib_available
 from ..report.history import report_safely
-from ..report.tensorboard import (
-    add_custom_scalar_layout,
-    add_figures,
-    probe_figures,
-    tensorboard_loggers,
-    tensorboard_writers,
-)
-from .trainer_access import first_loader, runtime_of, val_loader_of, watched_keys
+from ..report.loggers import log_figures, takes_images
+from ..report.tensorboard import add_custom_scalar_layout, probe_figures, tensorboard_writers
+from .probe_source import NO_VALIDATION_DATA, has_validation_data, ready_in_setup, validation_probe
+from .trainer_access import check_nothing_watches_async_keys, runtime_of
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +82,16 @@ class DSEMonitorLogic:
         Every layer is hooked in one forward pass, which runs under the Trainer's precision
         plugin as a validation step does. The history (`dse_history.csv`, or
         `dse_history_{name}.csv`, in the run's log directory, rank 0) has one row per epoch and
-        layer, with the side captured (`head (input)`), sigma, t, N and timings. With a
-        TensorBoard logger: spectrum figures, the information plane (with dsmi_x and dsmi_y)
-        and a custom-scalar layout. A failure after `setup` gives one warning and NaN.
+        layer, with the side captured (`head (input)`), the pooling, sigma, t, N and timings.
+        Figures (the spectrum; the information plane with dsmi_x and dsmi_y) go to every logger
+        that takes images (`log_spectrum`); TensorBoard also gets a custom-scalar layout.
+        Configuration errors raise before the first epoch (a dry run of a few probe rows in
+        `on_fit_start`); a failure after that gives one warning and NaN.
 
         Args:
             layer: dotted module name; None for the input of the model's last `nn.Linear`.
-            probe: a Dataset, or (x, y) / (x,) tensors; None takes the datamodule's or the
-                Trainer's validation set.
+            probe: a Dataset, or (x, y) / (x,) tensors; None takes the fit's validation data
+                (a `val_dataloader()` or `fit(val_dataloaders=...)`), whatever the validation schedule.
             layers: several layers at once (a list of dotted names, or {name: dotted name}).
             name: the representation's name with `layer`; with `layers`, the monitor's name.
     {options}
@@ -147,38 +150,36 @@ class DSEMonitorLogic:
     def setup(self, trainer, pl_module, stage: str) -> None:
         if stage != "fit":
             return
-        if self.settings.log_spectrum and not tensorboard_loggers(trainer.loggers):
-            raise ValueError(
-                "DSEMonitor(log_spectrum=True) needs a TensorBoardLogger: add "
-                "logger=TensorBoardLogger(...) to the Trainer, or set log_spectrum=None"
-            )
         if self.settings.log_spectrum and not matplotlib_available():
             raise ValueError("DSEMonitor(log_spectrum=True) needs matplotlib: pip install matplotlib")
         if self.tracker.async_metrics:
-            self._check_nothing_watches_async_keys(trainer)
+            keys = {key for named in self.tracker.keys.values() for key in named.values()}
+            check_nothing_watches_async_keys(trainer, keys | set(self.tracker.timing_keys.values()))
         self.tracker.check_model(pl_module)  # an unknown layer fails now, not after an epoch
         # A collective under DDP: every rank asks, so none waits forever.
         log_dir = trainer.log_dir or trainer.default_root_dir
         self.tracker.groups.open()  # the probe's own process groups (bounded waits), by every rank together
         filename = "dse_history.csv" if self.name == "Z" else f"dse_history_{self.name}.csv"
         self.tracker.history_path = os.path.join(log_dir, filename)
+        if trainer.current_epoch == 0:  # a new run (a checkpoint, restored after setup, refills the state)
+            self.tracker.load_state_dict({})
         self.tracker.probe_set = None
         self._log_steps: dict[int, int] = {}
-        loader = val_loader_of(getattr(trainer, "datamodule", None))
-        dataset = getattr(loader, "dataset", None)
-        if self.tracker.probe is not None or dataset is not None:
-            self.tracker.prepare_probe(dataset, getattr(loader, "num_workers", None))
+        if self.tracker.probe is None and not has_validation_data(trainer):
+            raise ValueError(NO_VALIDATION_DATA)
+        if self.tracker.probe is not None or ready_in_setup(trainer):
+            self._prepare_probe(trainer)
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        # The model is on its device and in its precision now: a dry run of a few probe rows
+        # turns a configuration error into an error before the first epoch, with the batch shown.
+        if self.tracker.probe_set is None:
+            self._prepare_probe(trainer)  # the module's own val_dataloader(), set up by now
+        self.tracker.dry_run(pl_module, runtime_of(trainer))
 
     def on_train_start(self, trainer, pl_module) -> None:
-        if self.tracker.probe_set is None:
-            loader = first_loader(getattr(trainer, "val_dataloaders", None))
-            dataset = getattr(loader, "dataset", None)
-            if dataset is None:
-                raise ValueError(
-                    "DSEMonitor found no probe set: pass probe=(x, y) or a Dataset, or give the Trainer "
-                    "validation data (a datamodule with val_dataloader, or fit(val_dataloaders=...))"
-                )
-            self.tracker.prepare_probe(dataset, getattr(loader, "num_workers", None))
+        if self.tracker.probe_set is None:  # a callback ended on_fit_start before this one's ran
+            self._prepare_probe(trainer)
         log.info("DSEMonitor: probe of %d samples", len(self.tracker.probe_set))
         writers = tensorboard_writers(trainer.loggers)
         if writers:
@@ -230,6 +231,13 @@ class DSEMonitorLogic:
 
     # ------------------------------------------------------------------ one probe
 
+    def _prepare_probe(self, trainer) -> None:
+        """Fix the probe set: the explicit probe, else the fit's validation data (`probe_source`)."""
+        if self.tracker.probe is not None:
+            self.tracker.prepare_probe()
+        else:
+            self.tracker.prepare_probe(*validation_probe(trainer))
+
     def _probe(self, trainer, pl_module, epochs_trained: int, log_step: int) -> dict[str, float]:
         """Every rank runs its share of the probe and keeps the same history; rank 0 writes."""
         log.info(
@@ -256,10 +264,14 @@ class DSEMonitorLogic:
             self._add_figures(trainer, epoch, step)
 
     def _add_figures(self, trainer, epoch: int, step: int) -> None:
+        """The probe's figures to every logger that takes images; with log_spectrum=True, also
+        PNG files (a CSV logger's directory, else the run's)."""
         if self.settings.log_spectrum is False:
             return
-        writers = tensorboard_writers(trainer.loggers)
-        if not writers:
+        explicit = self.settings.log_spectrum is True
+        loggers = [logger for logger in trainer.loggers if explicit or takes_images(logger)]
+        directory = os.path.dirname(self.tracker.history_path) if explicit else None  # no collective on rank 0
+        if not loggers and directory is None:
             return
         tracker = self.tracker
         plane = {"dsmi_x", "dsmi_y"} <= set(tracker.metrics)
@@ -275,22 +287,9 @@ class DSEMonitorLogic:
                 plane_tag=f"{prefix}information_plane" if plane else None,
                 profiles=tracker.profiles,
             )
-            add_figures(writers, figures, step)
+            log_figures(loggers, figures, step, directory=directory)
 
-        report_safely(tracker.warn, "add the TensorBoard figures", add)
-
-    def _check_nothing_watches_async_keys(self, trainer) -> None:
-        keys = {key for named in self.tracker.keys.values() for key in named.values()} | set(
-            self.tracker.timing_keys.values()
-        )
-        for callback, key in watched_keys(trainer):
-            if key in keys:
-                raise ValueError(
-                    f"{callback}(monitor={key!r}) watches a key of DSEMonitor(async_metrics=True), whose values are "
-                    "computed in a background thread and logged on rank 0 whenever they are ready, often epochs "
-                    f"later: {callback} would compare stale or missing values (and under DDP the ranks would "
-                    "disagree). Monitor it with async_metrics=False, or watch another key."
-                )
+        report_safely(tracker.warn, "add the figures", add)
 
 
 DSEMonitorLogic.__doc__ = DSEMonitorLogic.__doc__.replace(

@@ -50,3 +50,15 @@ def watched_keys(trainer) -> list[tuple[str, str]]:
     """(callback class name, monitored key) of every ModelCheckpoint and EarlyStopping."""
     callbacks = [*trainer.checkpoint_callbacks, *trainer.early_stopping_callbacks]
     return [(type(callback).__name__, callback.monitor) for callback in callbacks if getattr(callback, "monitor", None)]
+
+
+def check_nothing_watches_async_keys(trainer, keys: set[str]) -> None:
+    """Raise when a ModelCheckpoint or EarlyStopping monitors one of an asynchronous monitor's `keys`."""
+    for callback, key in watched_keys(trainer):
+        if key in keys:
+            raise ValueError(
+                f"{callback}(monitor={key!r}) watches a key of DSEMonitor(async_metrics=True), whose values are "
+                "computed in a background thread and logged on rank 0 whenever they are ready, often epochs "
+                f"later: {callback} would compare stale or missing values (and under DDP the ranks would "
+                "disagree). Monitor it with async_metrics=False, or watch another key."
+            )

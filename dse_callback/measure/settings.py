@@ -20,6 +20,7 @@ from typing import Any
 from ..kernel.geometry.bandwidth import Bandwidth, resolve_sigma
 from ..kernel.validation import check_choice, check_positive, check_positive_int, check_precision
 from ..probe.capture import CAPTURE_MODES
+from ..probe.pooling import POOL_MODES
 from .metrics import check_metrics
 
 
@@ -56,6 +57,18 @@ class ProbeSettings:
     forward: Callable[[Any, Any], Any] | None = _option(
         None, "callable (model, inputs) for models not called as model(inputs)"
     )
+    output_key: str | None = _option(
+        None,
+        'the field of a tuple, dict or ModelOutput a layer returns (e.g. "last_hidden_state"); None: its first tensor',
+    )
+    pool: str | None = _option(
+        None,
+        '"mean", "first", "last" or "flatten" for (B, T, H) sequence activations; None: "mean" for sequences, '
+        "(B, H) left alone, conv maps flattened",
+    )
+    mask_key: str | None = _option(
+        "attention_mask", "key of the attention mask in a batch, used when present by mean/first/last; None: no mask"
+    )
 
     def __post_init__(self):
         check_positive_int(self.probe_size, "probe_size", minimum=2)
@@ -64,6 +77,16 @@ class ProbeSettings:
         _check_optional_int(self.max_cache_bytes, "max_cache_bytes", 0)
         check_choice(self.capture, "capture", CAPTURE_MODES)
         check_positive_int(self.input_size, "input_size")
+        check_choice(self.pool, "pool", (None, *POOL_MODES))
+        for name in ("input_key", "label_key", "output_key", "mask_key"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, str) and value):
+                raise TypeError(f"{name} must be a non-empty string or None, got {value!r}")
+
+    def forward_options(self) -> dict[str, Any]:
+        """The options of every probe forward pass (`probe_forward`, `dry_run`)."""
+        names = ("capture", "forward", "output_key", "pool")
+        return {name: getattr(self, name) for name in names}
         for name in ("batch_to_inputs", "forward"):
             value = getattr(self, name)
             if value is not None and not callable(value):
@@ -123,7 +146,10 @@ class MonitorSettings:
 
     every_n_epochs: int = _option(1, "probe after every n-th training epoch (plus the epoch-0 baseline)")
     log_spectrum: bool | None = _option(
-        None, "add the TensorBoard figures; None: when a TensorBoard logger and matplotlib are there"
+        None,
+        "figures (spectrum, information plane) to every logger that takes images (TensorBoard, W&B, MLflow, "
+        "Comet), and as PNG files for a CSV logger or none; None: to the loggers that take images, when "
+        "matplotlib is there",
     )
     record_metrics: Sequence[str] = _option(
         (), 'names of other logged metrics (for example "val_acc") copied into each history row'

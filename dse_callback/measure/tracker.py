@@ -26,7 +26,7 @@ from ..distributed.groups import ProbeGroups
 from ..distributed.probe_shares import Runtime, forward_shares
 from ..probe.batches import BatchReader
 from ..probe.capture import find_layer, layer_label
-from ..probe.forward_pass import module_device
+from ..probe.forward_pass import dry_run, module_device
 from ..probe.probe_set import ProbeSet, as_dataset
 from ..report.history import history_rows
 from .async_probes import AsyncProbes, FinishedProbe
@@ -80,11 +80,12 @@ class DSETracker:
         self.metrics = self.settings.metrics
         self.async_metrics = self.settings.async_metrics
         settings = self.probe_settings
-        self.reader = BatchReader(settings.input_key, settings.label_key, settings.batch_to_inputs)
+        self.reader = BatchReader(settings.input_key, settings.label_key, settings.batch_to_inputs, settings.mask_key)
         self.warn = OnceWarner()
         self.measurer = Measurer(self.settings, self.warn, profiles=self.settings.profile)
         self.groups = ProbeGroups(self.settings.collective_timeout)  # the probe's own, under DDP
-        self.records = ProbeRecords(self.metrics, extra_columns, self.warn, history_path, self.settings.sigma)
+        columns = ("pool", *extra_columns)  # the pooling each layer got, from the dry run
+        self.records = ProbeRecords(self.metrics, columns, self.warn, history_path, self.settings.sigma)
         self.keys, self.timing_keys = metric_keys(self.layers), timing_keys(name)
         # State that a checkpoint carries (with the history).
         self.probe_indices: torch.Tensor | None = None
@@ -92,6 +93,7 @@ class DSETracker:
         # Per-run working state.
         self.probe_set: ProbeSet | None = None
         self.layer_labels: dict[str, str] = {}
+        self.pooling: dict[str, str] = {}  # {name: pooling applied}, from the dry run
         self.last_spectra: dict = {}
         self.pending: AsyncProbes | None = None  # the background measurements (async_metrics)
         self._collected: list = []  # finished asynchronous probes not yet handed out
@@ -148,7 +150,13 @@ class DSETracker:
         )
         needs_inputs = metrics_needing(self.metrics, "input_clusters") if self.input_clusters is None else []
         self.probe_set.prepare(metrics_needing(self.metrics, "labels"), needs_inputs)
-        self.probe_indices = self.probe_set.indices
+        self.probe_indices, self.pooling = self.probe_set.indices, {}  # a new probe set gets its own dry run
+
+    def dry_run(self, model: nn.Module, runtime: Runtime | None = None) -> None:
+        """Forward a few rows of the prepared probe once (`forward_pass.dry_run`): errors raise now, not as NaN."""
+        runtime, options = runtime or Runtime(), self.probe_settings.forward_options()
+        glue = dict(convert_input=runtime.convert_input, forward_context=runtime.forward_context)
+        self.pooling = dry_run(model, self.probe_set, self.layers, seed=self.settings.seed, **glue, **options).pooling
 
     def release(self) -> None:
         """Wait for pending measurements, stop the worker and drop the cached probe (end of a run)."""
@@ -181,22 +189,22 @@ class DSETracker:
             self.check_model(model)
         if self.probe_set is None:
             self.prepare_probe()
+        if not self.pooling:
+            self.dry_run(model, runtime)
         device = module_device(model)
         session = self.groups.session(runtime, self.warn, device)  # bounded waits, agreed failures
         self.probe_set.shard(runtime.rank, runtime.world_size)
         start = time.perf_counter()
-        settings = self.probe_settings
         result, labels = forward_shares(
             model,
             self.probe_set,
             self.layers,
             session,
             device,
-            capture=settings.capture,
             seed=self.settings.seed,
-            forward=settings.forward,
-            input_size=settings.input_size,
+            input_size=self.probe_settings.input_size,
             collect_inputs=self.input_clusters is None and self.measurer.needs_input_clusters,
+            **self.probe_settings.forward_options(),
         )
         forward_seconds = time.perf_counter() - start
         read = self.probe_set.cache.seconds if self.probe_set.cache else {"data": 0.0, "transfer": 0.0}
@@ -266,6 +274,7 @@ class DSETracker:
     def _record(self, epoch: int, measured: Measured, details: dict, write: bool) -> None:
         self.last_spectra = measured.spectra
         rows = history_rows(self.layer_labels, measured, details)
+        rows = {name: dict(row, pool=self.pooling.get(name, "")) for name, row in rows.items()}
         self.records.record(epoch, rows, measured.profiles, self.layer_labels, write)
 
     def _flat(self, epoch: int, measured: Measured, probe_seconds: float) -> dict[str, float]:

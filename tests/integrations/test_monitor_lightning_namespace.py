@@ -62,8 +62,13 @@ def test_nan_activations_and_a_failing_forward_never_end_the_run(tmp_path):
         trainer, _ = fit(tmp_path / "nan", [DSEMonitor()], model=Diverging())
     assert trainer.current_epoch == 2 and math.isnan(float(trainer.callback_metrics["dse/Z"]))
 
-    def failing(module, inputs):
-        raise RuntimeError("simulated forward failure")
+    calls = []
+
+    def failing(module, inputs):  # passes the dry run before training, then fails every probe
+        calls.append(len(inputs))
+        if len(calls) > 1:
+            raise RuntimeError("simulated forward failure")
+        return module(inputs)
 
     with pytest.warns(DSEMonitorWarning, match="forward pass failed"):
         trainer, _ = fit(tmp_path / "raise", [DSEMonitor(forward=failing)])

@@ -41,7 +41,7 @@ def test_the_probe_is_read_and_transformed_once_while_it_fits(tmp_path):
     monitor = DSEMonitor(probe=probe, metrics=("dse",), probe_batch_size=16, num_workers=0)
     trainer, _ = fit(tmp_path, monitor, max_epochs=3)
     assert sorted(monitor.history) == [0, 1, 2, 3]
-    assert probe.calls == 50 + 1  # one pass, plus the one sample setup reads to check the batch
+    assert probe.calls == 50 + 1 + 4  # one pass, plus the sample setup reads and the dry run's 4 rows
     history = read_csv(f"{trainer.log_dir}/dse_history.csv")
     assert {row["cache"] for row in history} == {"device"}
     assert float(history[0]["data_seconds"]) > 0 and float(history[-1]["data_seconds"]) == 0

@@ -5,6 +5,31 @@
 Z is centered first and the GEMM is kept out of TF32. Every function accepts a leading
 batch dimension: (..., N, D) in, (..., N, N) out; the N x N buffer is allocated once and
 transformed in place. The lowest layer of the kernel: it imports nothing of the package.
+
+Cancellation. The formula's error is about 9 eps (|z_i|^2 + |z_j|^2) (measured; eps = 2^-24
+in float32), whatever d2 is. Centering removes a common offset but not tight clusters far
+from the global mean: with centres ~ N(0, 1000^2) in 32 dimensions the terms are ~3e7 and a
+cluster's distances ~1e-2, so float32 invents spread inside every cluster (DSE 7.40 instead
+of log2 100 = 6.64 at sigma 10). Below float64, a row with an entry d2_ij < CANCELLATION
+(|z_i|^2 + |z_j|^2) (j != i) is therefore recomputed with a float64 GEMM of the same
+centered points, then rounded once. Found by a screen (each row's nearest other point, one
+read-only pass) and an exact test on the rows it lets through. The other rows keep the
+float32 formula bit for bit (self-pairs aside, set to 0), with a relative error below
+64 x 9 eps = 3.4e-5, which moves a Gaussian kernel entry by at most 1.3e-5 for any sigma
+(x e^-x <= 1/e). float64 input is never recomputed: bit-identical to the plain formula.
+
+When precision still limits the answer:
+- float32 points far from the origin are already rounded: a translation of 1e4 puts them on
+  a 1e-3 grid. Centering in float32 then rounds each coordinate to eps |z - mean| (exact when
+  the offset dominates, as there). A recomputed row is exact for the centered points, not for
+  the data before the cast; pass float64 points when the raw coordinates hold more.
+- A recomputed row costs a float64 GEMM: about 2x a float32 one on CPUs and data-centre GPUs,
+  up to 64x on consumer GPUs. Data made of tight clusters far from their mean, or dense
+  samples of a low-dimensional manifold, recompute most rows (`benchmarks/bench_distances.py`).
+- The kernel itself is float32 (relative 6e-8 per entry). When its spectrum is a few unit
+  eigenvalues and a tail near 1e-6 (clusters tighter than 1e-3 sigma), float32 slq still
+  misses by up to 0.01 bits (its control variate takes ||A||_F^2 minus the top lambda^2,
+  which cancels); precision="float64" removes that.
 """
 
 from __future__ import annotations
@@ -13,6 +38,13 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
+
+# An entry d2_ij below this share of |z_i|^2 + |z_j|^2 marks its row for the float64 recompute
+# (1/8 flagged 54% of the rows of random conv features of MNIST, 1/64 7%, 1/512 none; every
+# choice in [1/512, 1/32] fixed the tight far clusters to 1e-6 bits).
+CANCELLATION = 1.0 / 64.0
+# Elements of one chunk of the row test's and the recompute's temporaries.
+_CHUNK_ELEMENTS = 2**22
 
 
 @contextlib.contextmanager
@@ -39,23 +71,90 @@ def centered_with_squared_norms(points: torch.Tensor) -> tuple[torch.Tensor, tor
     return centered, (centered * centered).sum(dim=-1)
 
 
+def _row_indices(rows, n: int, device: torch.device) -> torch.Tensor:
+    """`rows` (an index tensor or a slice into N points) as an index tensor."""
+    if isinstance(rows, slice):
+        return torch.arange(n, device=device)[rows]
+    return torch.as_tensor(rows, device=device).reshape(-1)
+
+
+def _cancelled_rows(block: torch.Tensor, squared_norms: torch.Tensor, row_index: torch.Tensor) -> torch.Tensor:
+    """Positions in `block` (R, N) of the rows with an entry d2_ij < CANCELLATION (|z_i|^2 + |z_j|^2), j != i.
+
+    A screen first: one read-only pass takes each row's smallest distance to another point,
+    and only rows where it is below CANCELLATION (|z_i|^2 + max_j |z_j|^2) get the exact
+    test, in chunks. Sets the self-pairs (r, row_index[r]) to 0, their exact value.
+    """
+    positions = torch.arange(len(row_index), device=block.device)
+    block[positions, row_index] = float("inf")
+    nearest = block.amin(dim=1)
+    block[positions, row_index] = 0.0
+    row_norms = squared_norms[row_index]
+    candidates = positions[nearest < CANCELLATION * (row_norms + squared_norms.max())]
+    flagged = [candidates[:0]]
+    for chunk in candidates.split(_chunk_rows(block.shape[1])):
+        close = block[chunk] < (row_norms[chunk, None] + squared_norms[None, :]).mul_(CANCELLATION)
+        close[torch.arange(len(chunk), device=block.device), row_index[chunk]] = False
+        flagged.append(chunk[close.any(dim=1)])
+    return torch.cat(flagged)
+
+
+def _chunk_rows(n: int) -> int:
+    """Rows of N columns per chunk of the screen and the recompute: about 2^22 elements."""
+    return max(1, _CHUNK_ELEMENTS // n)
+
+
+def _compensate_cancellation_(block: torch.Tensor, centered: torch.Tensor, squared_norms: torch.Tensor, rows) -> None:
+    """Recompute in float64, in place, the rows of a low-precision block where the GEMM formula cancels.
+
+    The float32 points are cast exactly to float64, so a recomputed row holds the distances
+    of the points as given, rounded once to the block's dtype.
+
+    Args:
+        block: squared distances (R, N) from the points `rows` to all N, from the GEMM formula.
+        centered, squared_norms: the output of `centered_with_squared_norms`, (N, D) and (N,).
+        rows: an index tensor or a slice.
+    """
+    n = centered.shape[0]
+    if block.numel() == 0 or n < 2:
+        return
+    row_index = _row_indices(rows, n, block.device)
+    flagged = _cancelled_rows(block, squared_norms, row_index)
+    if flagged.numel() == 0:
+        return
+    exact = centered.to(torch.float64)
+    exact_norms = (exact * exact).sum(dim=-1)
+    for chunk in flagged.split(_chunk_rows(n)):
+        targets = row_index[chunk]
+        recomputed = torch.addmm(exact_norms[None, :], exact[targets], exact.T, alpha=-2.0)
+        recomputed.add_(exact_norms[targets, None]).clamp_(min=0.0)
+        recomputed[torch.arange(len(targets), device=block.device), targets] = 0.0
+        block[chunk] = recomputed.to(block.dtype)
+
+
 def squared_distances_from_rows(centered: torch.Tensor, squared_norms: torch.Tensor, rows) -> torch.Tensor:
     """Squared distances (R, N) from the points `rows` (an index tensor or a slice) to all N.
 
     Takes the output of `centered_with_squared_norms`; one GEMM that adds |z_j|^2 as it
     writes, then |z_i|^2 and the clamp at 0 in place: three passes over the (R, N) block
     where the plain expression made five, which took a third of the N = 10,000 kernel's time.
+    Below float64, rows where the formula cancels are recomputed (see the module docstring),
+    and the self-pairs are exactly 0.
     """
     with full_precision_matmul():
         block = torch.addmm(squared_norms[None, :], centered[rows], centered.T, alpha=-2.0)
-    return block.add_(squared_norms[rows, None]).clamp_(min=0.0)
+    block.add_(squared_norms[rows, None]).clamp_(min=0.0)
+    if block.dtype != torch.float64:
+        _compensate_cancellation_(block, centered, squared_norms, rows)
+    return block
 
 
 def pairwise_squared_distances_(z: torch.Tensor) -> torch.Tensor:
     """Squared Euclidean distances with one GEMM: |z_i|^2 + |z_j|^2 - 2 z_i.z_j.
 
     Z is centered first (see `centered_with_squared_norms`); the result is clamped at 0 and
-    its diagonal set to exactly 0. The N x N buffer is transformed in place.
+    its diagonal set to exactly 0. The N x N buffer is transformed in place. Below float64,
+    rows where the formula cancels are recomputed (see the module docstring).
 
     Args:
         z: points, shape (..., N, D), already validated and in the working dtype.
@@ -75,5 +174,11 @@ def pairwise_squared_distances_(z: torch.Tensor) -> torch.Tensor:
     d2.mul_(-2.0)
     d2.add_(squared_norms.unsqueeze(-1)).add_(squared_norms.unsqueeze(-2))
     d2.clamp_(min=0.0)
+    if d2.dtype != torch.float64:
+        n = z.shape[-2]
+        for matrix, points, norms in zip(
+            d2.reshape(-1, n, n), centered.reshape(-1, n, z.shape[-1]), squared_norms.reshape(-1, n)
+        ):
+            _compensate_cancellation_(matrix, points, norms, slice(None))
     d2.diagonal(dim1=-2, dim2=-1).zero_()
     return d2

@@ -62,7 +62,7 @@ class MetricValue:
 
 
 def _dse(run: MetricRun) -> MetricValue:
-    """DSE(Z); warns once per layer when it sits at an end (the bandwidth does not fit Z)."""
+    """DSE(Z); warns once per layer and end when it sits at one (the bandwidth does not fit Z)."""
     rows = split_layout(len(run.z)) if run.shard_dse else None
     estimate = diffusion_spectral_entropy(
         run.z[rows.lo : rows.hi] if rows else run.z,
@@ -78,7 +78,8 @@ def _dse(run: MetricRun) -> MetricValue:
     )
     message = saturation_message(estimate.value, len(run.z), run.sigma.value)
     if message:
-        run.warn(f"saturation:{run.where}", f"{message} (DSEMonitor layer {run.where!r})", BandwidthWarning)
+        end = "floor" if estimate.value < math.log2(len(run.z)) / 2 else "ceiling"  # once per layer and end
+        run.warn(f"saturation:{run.where}:{end}", f"{message} (DSEMonitor layer {run.where!r})", BandwidthWarning)
     spectrum = estimate.top_eigenvalues.double().cpu().numpy()
     return MetricValue(estimate.value, estimate.solver, estimate.stderr, spectrum)
 

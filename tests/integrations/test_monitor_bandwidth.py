@@ -150,6 +150,12 @@ def test_a_curve_heading_for_either_end_warns_before_it_gets_there():
     assert sum("floor" in message and "sigma=10" in message for message in shrinking) == 1
 
 
+def test_a_curve_at_an_end_warns_once_per_end():
+    messages, fractions = trend_warnings([1e-4, 1e-4, 1e4, 1e4, 1e-4])
+    assert fractions[0] < 0.02 and fractions[2] > 0.98
+    assert len(messages) == 2 and "at its floor" in messages[0] and "at its ceiling" in messages[1]
+
+
 def test_a_stable_curve_raises_no_alarm():
     messages, fractions = trend_warnings([1.0, 1.02, 0.99, 1.01, 1.0])
     assert messages == [] and 0.1 < min(fractions)

@@ -12,6 +12,7 @@ a DSE that does not change when Z does. Distances come from `distances`, which c
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .distances import centered_with_squared_norms, squared_distances_from_rows
@@ -20,6 +21,22 @@ from .distances import centered_with_squared_norms, squared_distances_from_rows
 _MEDIAN_ROWS = 2048
 # Elements of one (rows, N) block of squared distances in `knn_distances`.
 _CHUNK_ELEMENTS = 2**24
+
+
+def _middle_order_statistics(values: torch.Tensor, count: int) -> tuple[float, float]:
+    """The ((count + 1) // 2)-th and (count // 2 + 1)-th smallest of `values` (1-D), whose
+    entries beyond the `count` smallest are +inf: the two middle values of the finite ones.
+
+    On the CPU one `numpy.partition` finds the lower one (10x faster than `kthvalue` on
+    2 x 10^7 values, and than a second partition for the upper one), the upper one is the
+    smallest value after it; on other devices `kthvalue` does both.
+    """
+    lower_rank, upper_rank = (count + 1) // 2, count // 2 + 1
+    if values.device.type != "cpu":
+        return float(values.kthvalue(lower_rank).values), float(values.kthvalue(upper_rank).values)
+    partitioned = np.partition(values.numpy(), lower_rank - 1)
+    lower = float(partitioned[lower_rank - 1])
+    return lower, (lower if upper_rank == lower_rank else float(partitioned[lower_rank:].min()))
 
 
 def median_bandwidth(points: torch.Tensor) -> float:
@@ -35,13 +52,11 @@ def median_bandwidth(points: torch.Tensor) -> float:
     """
     n = points.shape[0]
     rows = torch.linspace(0, n - 1, steps=min(n, _MEDIAN_ROWS), device=points.device).long()
-    block = squared_distances_from_rows(*centered_with_squared_norms(points), rows)
-    off_diagonal = torch.ones_like(block, dtype=torch.bool)
-    off_diagonal[torch.arange(len(rows), device=points.device), rows] = False
-    values = block[off_diagonal]
+    block = squared_distances_from_rows(*centered_with_squared_norms(points), rows).sqrt_()
+    # A point's distance to itself is not a pair: +inf sorts it past the median's ranks.
+    block[torch.arange(len(rows), device=points.device), rows] = float("inf")
+    lower, upper = _middle_order_statistics(block.reshape(-1), block.numel() - len(rows))
     # The two middle order statistics, averaged: the median of an even count.
-    lower = float(values.kthvalue((values.numel() + 1) // 2).values.sqrt())
-    upper = float(values.kthvalue(values.numel() // 2 + 1).values.sqrt())
     median = (lower + upper) / 2
     return median if median > 0 else 1.0
 
@@ -93,7 +108,8 @@ def knn_distances(points: torch.Tensor, k: int, rows: slice | None = None) -> to
         block = squared_distances_from_rows(centered, squared_norms, slice(lo, hi))
         own = torch.arange(lo, hi, device=points.device)
         block[own - lo, own] = float("inf")  # a point is not its own neighbour
-        neighbours = block.kthvalue(k, dim=1).indices
+        # topk of k per row: 10x faster than kthvalue on the CPU at N = 10,000
+        neighbours = block.topk(k, dim=1, largest=False).indices[:, k - 1]
         scales.append((points[lo:hi].to(torch.float64) - points[neighbours].to(torch.float64)).norm(dim=1))
     return torch.cat(scales) if scales else torch.zeros(0, dtype=torch.float64, device=points.device)
 

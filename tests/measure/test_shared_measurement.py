@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -66,7 +67,7 @@ def test_one_process_is_the_plain_measurement():
     assert shared.values == Measurer(MeasureSettings(metrics=METRICS)).measure(representations, labels, None).values
 
 
-def _sharded_worker(rank, rendezvous, results):
+def _sharded_worker(rank, rendezvous, results, sigma):
     import dse_callback.kernel.solvers.batched as batched
     import dse_callback.kernel.solvers.run as run
 
@@ -86,7 +87,7 @@ def _sharded_worker(rank, rendezvous, results):
     try:
         representations, labels = sharded_inputs()
         measured = measure_shared(
-            Measurer(MeasureSettings(metrics=METRICS, solver="slq")),
+            Measurer(MeasureSettings(metrics=METRICS, solver="slq", sigma=sigma)),
             representations,
             labels,
             None,
@@ -96,7 +97,13 @@ def _sharded_worker(rank, rendezvous, results):
             torch_all_gather(),
         )
         torch.save(
-            {"values": measured.values, "details": measured.details, "rows": built_rows, "batches": built_batches},
+            {
+                "values": measured.values,
+                "sigma": measured.sigma,
+                "details": measured.details,
+                "rows": built_rows,
+                "batches": built_batches,
+            },
             f"{results}/rank{rank}.pt",
         )
     finally:
@@ -109,12 +116,15 @@ def sharded_inputs():
     return {"a": torch.randn(301, 8, generator=generator, dtype=torch.float64) * 3 + labels[:, None] * 5.0}, labels
 
 
-def test_an_slq_dse_runs_on_every_rank_each_building_its_own_kernel_rows(tmp_path):
+@pytest.mark.parametrize("sigma", [10.0, "knn"])
+def test_an_slq_dse_runs_on_every_rank_each_building_its_own_kernel_rows(tmp_path, sigma):
     mp.start_processes(
-        _sharded_worker, args=(str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=WORLD, start_method="spawn"
+        _sharded_worker, args=(str(tmp_path / "rendezvous"), str(tmp_path), sigma), nprocs=WORLD, start_method="spawn"
     )
     representations, labels = sharded_inputs()
-    single = Measurer(MeasureSettings(metrics=METRICS, solver="slq")).measure(representations, labels, None)
+    single = Measurer(MeasureSettings(metrics=METRICS, solver="slq", sigma=sigma)).measure(
+        representations, labels, None
+    )
     results = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=False) for rank in range(WORLD)]
     # N = 301 over 2 ranks: the DSE kernel is split 151 + 150 rows; DSMI's 3 classes of
     # (5 + 1) subsets of about 100 points are built whole, one batch per class, by the one
@@ -125,6 +135,7 @@ def test_an_slq_dse_runs_on_every_rank_each_building_its_own_kernel_rows(tmp_pat
     assert sum(len(result["batches"]) > 0 for result in results) == 1
     for result in results:
         assert result["details"]["a"]["dse_solver"] == "slq" and result["values"] == results[0]["values"]
+        assert result["sigma"] == single.sigma  # every rank resolved the same bandwidth on the full Z
         assert abs(result["values"]["a"]["dse"] - single.values["a"]["dse"]) < 1e-5
         for metric in ("dsmi_y", "cse", "rankme"):
             assert result["values"]["a"][metric] == single.values["a"][metric]

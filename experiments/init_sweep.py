@@ -155,6 +155,9 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--t", type=float, default=1)
     parser.add_argument("--seed", type=int, default=0, help="seeds the probe subset and the weights")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads (1: no thrashing on a shared CPU)"
+    )
     parser.add_argument("--out", default="results/init_sweep")
     args = parser.parse_args(argv)
     if args.n_images < 2 or args.image_size < 32:
@@ -166,7 +169,14 @@ def main(argv=None) -> None:
         sigmas = [bandwidth_label(sigma) for sigma in args.sigma]
     except ValueError as error:
         parser.error(f"--sigma: {error}")
-    images = probe_images(args.data_dir, args.n_images, args.image_size, args.seed)
-    rows = sweep(images, args.stds, sigmas, args.t, args.seed)
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        images = probe_images(args.data_dir, args.n_images, args.image_size, args.seed)
+        rows = sweep(images, args.stds, sigmas, args.t, args.seed)
+    finally:
+        torch.set_num_threads(threads)
     for path in write_outputs(rows, args.out):
         print(path)

@@ -27,7 +27,9 @@ their own model; a pooled correlation can come from the families' differences al
 
 The config (YAML) holds `data_dir`, `train_images`, `probe_size`, `sigmas` (the bandwidths:
 "sqrt_dim", numbers, "median", "rms", "knn"), `t`, `batch_size`, `lr`, `seed`, `bootstrap`
-(resamples), `out`, `name`, a `grid` per family (every combination of its `width`,
+(resamples), `threads` (torch's intra-op threads during the study; 1 by default: on a
+shared 2-core machine two threads per process made the eigensolves 30x slower), `out`,
+`name`, a `grid` per family (every combination of its `width`,
 `depth`, `steps` and `seed` lists) and `models`, a list of further single specs.
 """
 
@@ -69,6 +71,7 @@ DEFAULTS = {
     "lr": 1e-3,
     "seed": 0,
     "bootstrap": 2000,
+    "threads": 1,
     "out": "results/population",
     "name": "mnist_cpu",
     "grid": {},
@@ -88,6 +91,8 @@ def load_config(path: str | pathlib.Path, overrides: dict | None = None) -> dict
     if not isinstance(config["sigmas"], list) or not config["sigmas"]:
         raise ValueError(f"sigmas must be a non-empty list of bandwidths, got {config['sigmas']!r}")
     config["sigmas"] = list(dict.fromkeys(bandwidth_label(sigma) for sigma in config["sigmas"]))
+    if isinstance(config["threads"], bool) or not isinstance(config["threads"], int) or config["threads"] < 1:
+        raise ValueError(f"threads must be an integer >= 1 (torch's intra-op threads), got {config['threads']!r}")
     if isinstance(config["bootstrap"], bool) or not isinstance(config["bootstrap"], int) or config["bootstrap"] < 100:
         raise ValueError(f"bootstrap must be an integer >= 100 (resamples), got {config['bootstrap']!r}")
     return config
@@ -173,9 +178,9 @@ def run_population(config: dict) -> tuple[list[dict], list[dict]]:
 
 
 def _work(spec: ModelSpec) -> float:
-    """A rough relative cost of a spec (training steps, by family, plus the measures), for the time left."""
-    per_step = {"mlp": 0.2, "cnn": 1.0, "vit": 1.0}.get(spec.family, 1.0) * (1.0 + 0.5 * (spec.depth - 1))
-    return 50.0 + spec.steps * per_step
+    """A rough relative cost of a spec (training steps by family, plus the measures: ~300 steps), for the time left."""
+    per_step = {"mlp": 0.2, "cnn": 0.6, "vit": 0.8}.get(spec.family, 1.0) * (1.0 + 0.5 * (spec.depth - 1))
+    return 300.0 + spec.steps * per_step
 
 
 def write_outputs(rows: list[dict], table: list[dict], config: dict) -> dict[str, pathlib.Path]:
@@ -208,9 +213,13 @@ def main(argv=None) -> None:
     parser.add_argument("--data-dir", default=None, help="torchvision MNIST root (overrides `data_dir`)")
     args = parser.parse_args(argv)
     config = load_config(args.config, {"out": args.out, "data_dir": args.data_dir})
-    started = time.perf_counter()
-    rows, table = run_population(config)
-    print(format_table(table))
-    for kind, path in write_outputs(rows, table, config).items():
-        print(f"{kind}: {path}")
+    started, threads = time.perf_counter(), torch.get_num_threads()
+    torch.set_num_threads(config["threads"])
+    try:
+        rows, table = run_population(config)
+        print(format_table(table))
+        for kind, path in write_outputs(rows, table, config).items():
+            print(f"{kind}: {path}")
+    finally:
+        torch.set_num_threads(threads)
     print(f"population study: {(time.perf_counter() - started) / 60:.1f} min")

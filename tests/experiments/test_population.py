@@ -58,6 +58,9 @@ def test_population_config_errors_name_the_key(tmp_path):
     (tmp_path / "bad.yaml").write_text("sigmas: [sqrt_dim, -1]\n")
     with pytest.raises(ValueError, match="sigma must be a number > 0, 'sqrt_dim' or one of"):
         load_config(tmp_path / "bad.yaml")
+    (tmp_path / "threads.yaml").write_text("threads: 0\n")
+    with pytest.raises(ValueError, match="threads must be an integer >= 1"):
+        load_config(tmp_path / "threads.yaml")
     (tmp_path / "few.yaml").write_text("bootstrap: 10\n")
     with pytest.raises(ValueError, match="bootstrap must be an integer >= 100"):
         load_config(tmp_path / "few.yaml")

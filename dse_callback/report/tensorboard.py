@@ -1,10 +1,11 @@
-"""TensorBoard figures and the custom-scalar layout of a probe (rank 0 only).
+"""A probe's figures, and TensorBoard's custom-scalar layout (rank 0 only).
 
 1. `probe_figures(...)`: per representation the eigenvalue spectrum behind DSE
    (`{dse key}_spectrum`), and, when both DSMI(Z; X) and DSMI(Z; Y) are measured, the
    information plane of every representation so far; with `profile=True`, each
    representation's entropy profiles so far as one image (`{dse key}_profile`: epochs x
-   bandwidth multiplier, coloured by DSE / log2 N); `add_figures(writers, figures, step)`.
+   bandwidth multiplier, coloured by DSE / log2 N). `loggers.log_figures` sends them to
+   any logger.
 2. `add_custom_scalar_layout(writers, ...)`: once per run, TensorBoard's Custom Scalars
    tab grouping the entropy and the mutual-information curves.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .figures import close_figure, information_plane_figure, matplotlib_available, profile_figure, spectrum_figure
+from .figures import information_plane_figure, matplotlib_available, profile_figure, spectrum_figure
 
 
 def tensorboard_loggers(loggers) -> list:
@@ -71,14 +72,6 @@ def probe_figures(
             tag = keys[name]["dse"]
             figures.append((f"{tag}_profile", profile_figure(by_epoch, f"{tag} profile, epochs x bandwidth")))
     return figures
-
-
-def add_figures(writers, figures, step: int) -> None:
-    """Each (tag, figure) to every SummaryWriter at `step`; the figures are closed after."""
-    for tag, figure in figures:
-        for writer in writers:
-            writer.add_figure(tag, figure, global_step=step, close=False)
-        close_figure(figure)
 
 
 # The Custom Scalars chart of each chart kind of the metric specs.

@@ -55,17 +55,21 @@ class ForwardSpy:
 
 
 @pytest.mark.parametrize(
-    "precision, input_dtype, autocast",
+    "precision, input_dtype, autocast, probe_dtype",
     [
-        ("bf16-true", torch.bfloat16, False),
-        ("bf16-mixed", torch.float32, True),
-        ("16-true", torch.float16, False),
-        ("64-true", torch.float64, False),
+        ("bf16-true", torch.bfloat16, False, torch.float64),  # a NumPy (float64) probe: cast, then converted
+        ("bf16-mixed", torch.float32, True, torch.float64),
+        ("16-true", torch.float16, False, None),  # the validation set, float32
+        ("64-true", torch.float64, False, None),
     ],
 )
-def test_the_probe_runs_under_the_trainers_precision_and_logs_finite_values(tmp_path, precision, input_dtype, autocast):
+def test_the_probe_runs_under_the_trainers_precision_and_logs_finite_values(
+    tmp_path, precision, input_dtype, autocast, probe_dtype
+):
     spy = ForwardSpy()
-    monitor = DSEMonitor(metrics=("dse", "dsmi_y", "rankme"), forward=spy)
+    x, y = blob_data(60, seed=1)
+    probe = None if probe_dtype is None else (x.to(probe_dtype), y)
+    monitor = DSEMonitor(probe=probe, metrics=("dse", "dsmi_y", "rankme"), forward=spy)
     with warnings.catch_warnings():
         warnings.simplefilter("error", DSEMonitorWarning)  # no probe failure hidden behind a NaN
         trainer = fit(tmp_path, monitor, precision=precision)

@@ -1,8 +1,8 @@
 """DSETracker: the probe-and-measure core, for a plain PyTorch loop or under a callback.
 
-One `measure(model, epoch)`: on first use `check_model` finds the watched layers and
-`prepare_probe` fixes the probe set and checks its batches (configuration errors raise
-there). Then each process forwards its share of the probe with every layer hooked, under
+One `measure(model, epoch)`: on first use `check_model` finds the watched layers,
+`prepare_probe` fixes the probe set and checks its batches, and `dry_run` forwards a few
+of its rows (configuration errors raise there). Then each process forwards its share of the probe with every layer hooked, under
 the `Runtime`'s precision glue, and the shares are gathered in probe order
 (`distributed.probe_shares`); a failed forward anywhere gives one warning and NaN. The
 inputs are clustered once for DSMI(Z; X), and every metric of every layer is measured,

@@ -6,8 +6,9 @@ Flow of a run (what is read from the Trainer lives in `hf_trainer_access.py`):
   to every `report_to` integration, so the callback keeps it (and joins its callbacks).
 - `on_train_begin` (configuration errors raise here, before the first step): the probe set
   (the given probe, else `eval_dataset`, through the Trainer's data collator), the label key
-  and, with `metrics=None`, the metrics it allows; the layers; on a resumed run the state
-  from the checkpoint's `stateful_callbacks`, else the epoch-0 baseline.
+  and, with `metrics=None`, the metrics it allows; the layers and a dry run of a few probe
+  rows; on a resumed run the state from the checkpoint's `stateful_callbacks`, else the
+  epoch-0 baseline.
 - `on_epoch_end` every `every_n_epochs` epochs, or `on_step_end` every `every_n_steps` steps
   (never `on_evaluate`: it skips `eval_strategy="no"` and repeats per eval dataset and on a
   hand-called `evaluate()`): `DSETracker.measure`, every rank forwarding its share; the same
@@ -186,6 +187,7 @@ class DSETrainerCallback(TrainerCallback, ExportableState):
         self.tracker.groups.open()  # the probe's own process groups under DDP: every rank, here
         self.tracker.probe_set = None
         self.tracker.prepare_probe(dataset, workers, collate)
+        self.tracker.dry_run(model, runtime_from(trainer))  # a layer, pool or forward error raises now
         filename = "dse_history.csv" if self.name == "Z" else f"dse_history_{self.name}.csv"
         self.tracker.history_path = os.path.join(args.output_dir or ".", filename)
         log.info("DSETrainerCallback: probe of %d samples", len(self.tracker.probe_set))

@@ -72,7 +72,25 @@ def tiny_bert():
     return transformers.BertForSequenceClassification(config)
 
 
-def make_trainer(tmp_path, epochs=2, callback=None, report_to="none", eval_dataset=None, **kwargs):
+def tiny_gpt2():
+    config = transformers.GPT2Config(
+        vocab_size=2 * WORDS + 2,
+        n_positions=32,
+        n_embd=16,
+        n_layer=1,
+        n_head=2,
+        num_labels=2,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=1,
+    )
+    torch.manual_seed(0)
+    return transformers.GPT2ForSequenceClassification(config)
+
+
+def make_trainer(
+    tmp_path, epochs=2, callback=None, report_to="none", eval_dataset=None, model=None, collator=None, **kwargs
+):
     kwargs.setdefault("logging_steps", 2)
     kwargs.setdefault("save_strategy", "no")
     args = transformers.TrainingArguments(
@@ -87,11 +105,11 @@ def make_trainer(tmp_path, epochs=2, callback=None, report_to="none", eval_datas
         **kwargs,
     )
     trainer = transformers.Trainer(
-        model=tiny_bert(),
+        model=model or tiny_bert(),
         args=args,
         train_dataset=TokenData(32, seed=0),
         eval_dataset=TokenData(24, seed=1) if eval_dataset is None else eval_dataset,
-        data_collator=transformers.DataCollatorWithPadding(make_tokenizer()),
+        data_collator=collator or transformers.DataCollatorWithPadding(make_tokenizer()),
     )
     if callback is not None:
         callback.attach(trainer)
@@ -353,9 +371,11 @@ def test_scalars_and_figures_reach_wandb_offline_and_an_mlflow_file_store(tmp_pa
 def test_every_n_steps_keeps_the_step_loss_log(tmp_path):
     plain = make_trainer(tmp_path / "plain", epochs=1)
     plain.train()
-    callback = dse_callback(every_n_steps=2, metrics=("dse",))
+    callback = dse_callback(every_n_steps=2, metrics=("dse",), record_metrics=("loss",))
     watched = make_trainer(tmp_path / "watched", epochs=1, callback=callback)
     watched.train()
+    # record_metrics: the latest logged loss joins each row (the step's own loss is logged after the probe)
+    assert [callback.history[step]["Z"]["loss"] for step in (0, 2, 4)] == ["", "", losses(watched)[0][1]]
     assert [entry["step"] for entry in entries(watched, "dse/Z")] == [0, 2, 4]
     assert sorted(callback.history) == [0, 2, 4]  # indexed by the optimizer step
     assert [entry["dse/epoch"] for entry in entries(watched, "dse/Z")] == [0.0, 0.5, 1.0]
@@ -365,16 +385,66 @@ def test_every_n_steps_keeps_the_step_loss_log(tmp_path):
     assert pngs == [f"dse_Z_spectrum_step{step}.png" for step in (0, 2, 4)]
 
 
+def test_asynchronous_metrics_reach_the_log_by_the_end_of_training(tmp_path):
+    callback = dse_callback(async_metrics=True)
+    trainer = make_trainer(tmp_path, epochs=2, callback=callback)
+    trainer.train()
+    logged = entries(trainer, "dse/Z")
+    assert sorted(entry["dse/epoch"] for entry in logged) == [0.0, 1.0, 2.0]  # each probe's own epoch
+    assert all(math.isfinite(entry["dse/Z"]) for entry in logged)
+    assert all(math.isfinite(callback.history[epoch]["Z"]["dse"]) for epoch in (0, 1, 2))
+
+
 def test_without_the_should_log_guard_the_loss_log_is_lost(tmp_path, monkeypatch):
     """The broken variant: logging without restoring `control.should_log` swallows the loss."""
 
-    def careless_log(self, control, values, state):
+    def careless_log(self, control, values, train_epoch):
         self.trainer.log(dict(values))
 
     monkeypatch.setattr(DSETrainerCallback, "_log", careless_log)
-    trainer = make_trainer(tmp_path, epochs=1, callback=dse_callback(every_n_steps=2, metrics=("dse",)))
+    callback = dse_callback(every_n_steps=2, metrics=("dse",))
+    trainer = make_trainer(tmp_path, epochs=1, callback=callback, max_steps=2)
     trainer.train()
-    assert losses(trainer) == []
+    assert losses(trainer) == [] and sorted(callback.history) == [0, 2]  # a loss was due at step 2
+
+
+# ---------------------------------------------------------------------- sequence activations
+
+
+def test_a_gpt2_sequence_layer_is_pooled_with_the_mask_and_training_stays_bit_identical(tmp_path):
+    """GPT-2's default layer (the input of `score`) is (B, T, H): mean-pooled over the real tokens."""
+    plain = make_trainer(tmp_path / "plain", epochs=1, model=tiny_gpt2(), max_steps=2)
+    plain.train()
+    callback = dse_callback(probe_batch_size=5)  # padded batches of several lengths
+    watched = make_trainer(tmp_path / "watched", epochs=1, model=tiny_gpt2(), callback=callback, max_steps=2)
+    watched.train()
+    for (name, a), (_, b) in zip(plain.model.state_dict().items(), watched.model.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert losses(watched) == losses(plain)
+    assert callback.history[0]["Z"]["layer"] == "score (input)" and callback.history[0]["Z"]["pool"] == "mean"
+    assert all(math.isfinite(entry["dse/Z"]) for entry in entries(watched, "dse/Z"))
+
+
+def baseline_values(tmp_path, batch_size, multiple, **options):
+    """The epoch-0 values of tiny GPT-2 on the probe in batches of `batch_size`, padded by the
+    Trainer's collator to the batch's longest sentence, or to a multiple of `multiple`."""
+    callback = dse_callback(probe_batch_size=batch_size, metrics=("dse", "dsmi_y"), **options)
+    trainer = make_trainer(tmp_path / f"{batch_size}_{multiple}_{options}", epochs=1, model=tiny_gpt2(), max_steps=1)
+    trainer.data_collator = transformers.DataCollatorWithPadding(make_tokenizer(), pad_to_multiple_of=multiple)
+    callback.attach(trainer)
+    trainer.train()
+    return entries(trainer, "dse/Z")[0]
+
+
+def test_padding_does_not_change_the_values(tmp_path):
+    """Batches of 5 padded to their longest sentence, or all 24 padded to a multiple of 16: the
+    same values, as the mask keeps the padding out of the pool; without the mask (the broken
+    variant, a plain mean over the pad tokens too) they differ."""
+    short, long = baseline_values(tmp_path, 5, None), baseline_values(tmp_path, 24, 16)
+    assert short["dse/Z"] == pytest.approx(long["dse/Z"], abs=1e-6)
+    assert short["dsmi/Z_Y"] == pytest.approx(long["dsmi/Z_Y"], abs=1e-6)
+    short, long = baseline_values(tmp_path, 5, None, mask_key=None), baseline_values(tmp_path, 24, 16, mask_key=None)
+    assert abs(short["dse/Z"] - long["dse/Z"]) > 1e-3
 
 
 # ---------------------------------------------------------------------- the probe
@@ -393,6 +463,17 @@ def test_no_probe_and_no_eval_dataset_fails_before_training(tmp_path):
     trainer = make_trainer(tmp_path, epochs=1, callback=callback)
     trainer.eval_dataset = None
     with pytest.raises(ValueError, match="eval_dataset"):
+        trainer.train()
+    assert trainer.state.global_step == 0
+
+
+def test_a_layer_output_it_cannot_read_fails_before_training(tmp_path):
+    """The dry run in on_train_begin: BERT's encoder returns a ModelOutput without that field."""
+    from dse_callback.probe.forward_pass import DryRunError
+
+    callback = dse_callback(layer="bert.encoder", capture="output", output_key="no_such_field")
+    trainer = make_trainer(tmp_path, epochs=1, callback=callback)
+    with pytest.raises(DryRunError, match="no_such_field"):
         trainer.train()
     assert trainer.state.global_step == 0
 

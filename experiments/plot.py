@@ -5,6 +5,11 @@ same against validation accuracy (when the history records `val_acc`). Several r
 overlay, each labelled by its directory; a history with several layers (its
 `representation` column) gives one line per layer.
 
+Every probe's values (`--table`): one CSV row per run, layer and probe epoch, with the
+bandwidth as passed, the resolved sigma, Z's RMS radius over it (`scale`), DSE, the DSMIs
+and the recorded accuracies. Several monitors' histories in one log directory
+(`dse_history_{name}.csv`) are told apart by their monitor name.
+
 The information plane (`--plane`): DSMI(Z; X) against DSMI(Z; Y), one trajectory per run
 and layer, coloured by epoch (the paper's block-by-block view).
 """
@@ -74,8 +79,48 @@ def labelled_histories(run_dirs) -> list[tuple[str, pathlib.Path]]:
         name = pathlib.Path(run_dir).name
         for path in found:
             relative = path.parent.relative_to(run_dir) if len(found) > 1 else None
-            pairs.append((f"{name}/{relative}" if relative else name, path))
+            label = f"{name}/{relative}" if relative and str(relative) != "." else name
+            if sum(other.parent == path.parent for other in found) > 1:
+                label += f" {_monitor_name(path)}"  # several monitors' histories in one log directory
+            pairs.append((label, path))
     return pairs
+
+
+def _monitor_name(path: pathlib.Path) -> str:
+    """The monitor a history file belongs to: `dse_history_{name}.csv`, or "Z" for `dse_history.csv`."""
+    return path.stem.removeprefix("dse_history").removeprefix("_") or "Z"
+
+
+SUMMARY_COLUMNS = ("dse", "dsmi_y", "dsmi_x", "sigma", "scale", "val_acc", "val_knn_acc")
+
+
+def summary_rows(run_dirs) -> list[dict]:
+    """One row per run, layer and probe: epoch, the bandwidth as passed, and SUMMARY_COLUMNS (blank if absent)."""
+    rows = []
+    for label, path in labelled_histories(run_dirs):
+        with open(path) as stream:
+            bandwidths = {
+                (r.get("representation") or "Z", r["epoch"]): r.get("bandwidth", "") for r in csv.DictReader(stream)
+            }
+        for name, columns in read_histories(path).items():
+            for index, epoch in enumerate(columns["epoch"]):
+                row = {"run": label, "representation": name, "epoch": int(epoch)}
+                row["bandwidth"] = bandwidths.get((name, str(int(epoch))), "")
+                row.update({key: columns[key][index] if key in columns else "" for key in SUMMARY_COLUMNS})
+                rows.append(row)
+    return rows
+
+
+def write_summary(run_dirs, out: str | pathlib.Path) -> pathlib.Path:
+    """Write `summary_rows` as a CSV to `out` and return its path."""
+    rows = summary_rows(run_dirs)
+    out = pathlib.Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=["run", "representation", "epoch", "bandwidth", *SUMMARY_COLUMNS])
+        writer.writeheader()
+        writer.writerows(rows)
+    return out
 
 
 def labelled_representations(run_dirs) -> list[tuple[str, dict[str, list[float]]]]:
@@ -151,7 +196,10 @@ def main(argv=None) -> None:
     parser.add_argument("--out", required=True, help="the PNG to write")
     parser.add_argument("--plane", default=None, help="also write the information plane to this PNG")
     parser.add_argument("--title", default=None)
+    parser.add_argument("--table", default=None, help="also write every probe's values (one row per probe) to this CSV")
     args = parser.parse_args(argv)
     print(plot_runs(args.run_dirs, args.out, args.title))
+    if args.table:
+        print(write_summary(args.run_dirs, args.table))
     if args.plane:
         print(plot_information_plane(args.run_dirs, args.plane, args.title))

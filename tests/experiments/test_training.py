@@ -8,6 +8,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from experiments.backbones import BACKBONES, build_backbone, feature_width, paper_init
 from experiments.losses import nt_xent, nt_xent_paper
 from experiments.module import ExperimentModule, knn_predict, warmup_cosine
+from experiments.plot import labelled_histories, summary_rows
+from experiments.plot import main as plot_main
 
 
 @pytest.mark.parametrize("loss", [nt_xent, nt_xent_paper])
@@ -129,3 +131,36 @@ def test_the_contrastive_module_logs_a_knn_accuracy_where_the_linear_probe_runs(
     assert "val_acc" in logged and "val_knn_acc" not in logged
     with pytest.raises(ValueError, match="knn_k must be an integer >= 0"):
         ExperimentModule(backbone="mlp", image_size=4, in_channels=1, regime="contrastive", knn_k=-1)
+
+
+def _write_history(path, bandwidth, sigma, values):
+    columns = "epoch,representation,layer,dse,dsmi_y,dsmi_x,sigma,bandwidth,scale,val_acc,val_knn_acc"
+    lines = [columns] + [
+        f"{epoch},Z,head (input),{dse},{dse / 2},{dse / 3},{sigma},{bandwidth},{13.9 / sigma},{acc},{knn}"
+        for epoch, dse, acc, knn in values
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_several_monitors_in_one_run_are_told_apart_in_the_plots_and_the_table(tmp_path):
+    run = tmp_path / "presets" / "version_0"
+    run.mkdir(parents=True)
+    _write_history(run / "dse_history.csv", "10", 10.0, [(0, 0.47, "", ""), (2, 0.30, 0.90, 0.93)])
+    _write_history(run / "dse_history_median.csv", "median", 4.2, [(0, 3.1, "", ""), (2, 3.4, 0.90, 0.93)])
+    assert [label for label, _ in labelled_histories([run])] == ["version_0 Z", "version_0 median"]
+    single = tmp_path / "single"
+    single.mkdir()
+    _write_history(single / "dse_history.csv", "10", 10.0, [(0, 1.0, "", "")])
+    assert [label for label, _ in labelled_histories([single])] == ["single"]
+    rows = summary_rows([run])
+    assert [(row["run"], row["epoch"], row["bandwidth"]) for row in rows] == [
+        ("version_0 Z", 0, "10"), ("version_0 Z", 2, "10"), ("version_0 median", 0, "median"),
+        ("version_0 median", 2, "median"),
+    ]  # fmt: skip
+    assert rows[3]["dse"] == 3.4 and rows[3]["dsmi_y"] == 1.7 and rows[3]["val_knn_acc"] == 0.93
+    assert math.isnan(rows[0]["val_acc"]) and rows[2]["sigma"] == 4.2
+    plot_main([str(run), "--out", str(tmp_path / "curves.png"), "--table", str(tmp_path / "table.csv")])
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+    assert (tmp_path / "table.csv").read_text().splitlines()[0] == (
+        "run,representation,epoch,bandwidth,dse,dsmi_y,dsmi_x,sigma,scale,val_acc,val_knn_acc"
+    )

@@ -26,6 +26,7 @@ No Lightning here: the glue passes the precision plugin's functions in.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import random
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -81,7 +82,7 @@ def module_device(model: nn.Module) -> torch.device:
 
 def floating_dtype(model: nn.Module) -> torch.dtype | None:
     """The dtype of the model's first floating parameter (or buffer); None when it has none."""
-    for tensor in (*model.parameters(), *model.buffers()):
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
         if tensor.is_floating_point():
             return tensor.dtype
     return None

@@ -90,9 +90,17 @@ def test_floating_probe_inputs_follow_the_models_dtype():
     assert as_double == pytest.approx(float32, abs=1e-5)
 
 
+class DrawsRandomNumbers(nn.Module):
+    """Draws from every global RNG in each forward call (as random augmentations do), changing nothing."""
+
+    def forward(self, x):
+        return x + 0 * torch.rand(1) + 0 * float(np.random.rand()) + 0 * random.random()
+
+
 def test_the_dry_run_changes_no_rng_no_mode_and_leaves_no_hook():
     x, y = blob_data(40)
     model = Net().train()
+    model.backbone.append(DrawsRandomNumbers())
     model.backbone[2].eval()  # a submodule the user froze
     modes = [module.training for module in model.modules()]
     torch.manual_seed(3)

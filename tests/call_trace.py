@@ -18,7 +18,7 @@ KERNEL_LAYERS = (
     ("dse_callback.kernel.reference",),
     ("dse_callback.kernel.solvers",),
     ("dse_callback.kernel.request",),
-    ("dse_callback.kernel",),  # the public modules: entropy, mutual_info, spectrum, shannon, rankme
+    ("dse_callback.kernel",),  # the public modules: entropy, mutual_info, spectrum, profile, shannon, rankme
 )
 
 

@@ -3,9 +3,10 @@
 Owns the distances, the bandwidth, the diffusion kernel, the spectra, the entropies, the
 mutual information, the clustering of references and the solvers. Imports torch, NumPy
 and SciPy only: no Lightning, nothing from the probe or the monitor. A call goes one way
-down: a public module (`entropy`, `mutual_info`, `spectrum`, `shannon`, `rankme`)
+down: a public module (`entropy`, `mutual_info`, `spectrum`, `profile`, `shannon`, `rankme`)
 validates once through `request`, which resolves the bandwidth, dtype and solver into one
-request; `solvers` runs it on `geometry`.
+request; `solvers` runs it on `geometry`. `sigma` is a number (the paper's fixed bandwidth)
+or a scale-free preset, "median", "rms", "knn" or a `Bandwidth` (see `geometry.bandwidth`).
 """
 
 from .entropy import diffusion_spectral_entropy, entropy_of_spectrum, saturation_message

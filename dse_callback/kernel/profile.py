@@ -8,9 +8,9 @@ pinned near 1 (or 0) around c = 1 says that the DSE at that bandwidth mostly ref
 size of Z against sigma, not its structure.
 
 Cost. The profile runs one DSE per multiplier, so by default it runs on a seeded subsample
-of `PROFILE_MAX_SAMPLES` (1,024) rows with the exact solver, the bandwidth resolved once on
-the full Z first. At N = 10,000 and D = 512 it stays within 3x one default DSE of all N
-points (benchmarks/bench_bandwidth.py measures it).
+of `PROFILE_MAX_SAMPLES` (1,024) rows with the exact solver (on one thread), the bandwidth
+resolved once on the full Z first. At N = 10,000 and D = 512 it stays within 3x one default
+DSE of all N points (benchmarks/bench_bandwidth.py measures it).
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np  # noqa: F401  (doctest examples)
+import torch
 
 from .geometry.bandwidth import Bandwidth, ResolvedBandwidth
 from .request import entropy_request
 from .solvers.estimate import SLQOptions
+from .solvers.operator import torch_threads
 from .solvers.run import solve
 from .validation import check_positive
 
@@ -126,8 +128,11 @@ def diffusion_entropy_profile(
         bandwidth_on_full=True,
     )
     bandwidths, values = [], []
-    for multiplier in multipliers:
-        bandwidth = request.bandwidth.scaled(multiplier)
-        values.append(solve(dataclasses.replace(request, bandwidth=bandwidth)).value)
-        bandwidths.append(bandwidth.value)
+    # One thread for the exact solves: on a busy 2-core CPU, eigvalsh of 1,024 x 1,024 took
+    # 3 to 8 s on two threads (their spin-waits collide with other processes) and 0.5 s on one.
+    with torch_threads(1 if request.solver == "exact" else torch.get_num_threads()):
+        for multiplier in multipliers:
+            bandwidth = request.bandwidth.scaled(multiplier)
+            values.append(solve(dataclasses.replace(request, bandwidth=bandwidth)).value)
+            bandwidths.append(bandwidth.value)
     return EntropyProfile(multipliers, tuple(bandwidths), tuple(values), request.points.shape[0])

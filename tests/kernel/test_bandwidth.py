@@ -95,6 +95,13 @@ def test_duplicates_never_give_a_zero_scale_and_identical_points_give_zero():
             assert value == pytest.approx(0.0, abs=1e-9) and math.isfinite(value)
 
 
+def test_presets_resolve_on_points_that_require_grad():
+    z = Z.clone().requires_grad_(True)
+    for kind in ("median", "rms", "knn"):
+        assert dse(z, sigma=kind) == pytest.approx(dse(Z, sigma=kind), abs=1e-12)
+        assert resolve_bandwidth(z, kind).value == resolve_bandwidth(Z, kind).value
+
+
 def test_k_is_clipped_below_n():
     z = torch.tensor([[0.0], [1.0], [3.0]], dtype=torch.float64)
     assert resolve_bandwidth(z, Bandwidth("knn", k=10)).local.tolist() == [3.0, 2.0, 3.0]

@@ -176,6 +176,7 @@ def bandwidth_for(points: torch.Tensor, sigma, layout=None) -> ResolvedBandwidth
         )
     if not isinstance(sigma, Bandwidth):
         return ResolvedBandwidth(float(sigma), None, float(sigma))
+    points = points.detach()  # a statistic of Z, not differentiated
     if sigma.kind == "knn":
         local = _knn_scales(points, sigma.k, layout) * sigma.scale
         return ResolvedBandwidth(median_of(local), local, sigma)

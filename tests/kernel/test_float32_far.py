@@ -155,7 +155,7 @@ def _rows_before_the_fix(centered: torch.Tensor, squared_norms: torch.Tensor, ro
 @pytest.mark.parametrize("broken", [False, True], ids=["as_shipped", "every_float32_row_recomputed"])
 def test_float64_and_ordinary_float32_distances_are_bit_identical_to_the_formula_before_the_fix(broken, monkeypatch):
     if broken:  # the check below must notice a recompute where none is needed
-        monkeypatch.setattr(distances, "CANCELLATION", 1.0)
+        monkeypatch.setattr(distances, "CANCELLATION", 0.5)
     generator = torch.Generator().manual_seed(3)
     ordinary = torch.randn(2, 300, 64, generator=generator, dtype=torch.float64) * 5 + 2
     for z in (ordinary, ordinary.float(), far_clusters().double(), far_clusters(1e4).double()):
@@ -181,3 +181,28 @@ def test_only_the_rows_that_cancel_are_recomputed():
         exact = float((centered[i] - centered[j]).square().sum())
         assert float(d2[i, j]) == pytest.approx(exact, rel=1e-6)
         assert float(old[i, j]) != pytest.approx(exact, rel=0.1)
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["as_shipped", "screen_ignores_partner_norms"])
+def test_the_screen_finds_every_row_the_exact_test_finds(broken, monkeypatch):
+    if broken:  # a screen that only looks at |z_i|^2 lets pairs with a larger partner through
+        monkeypatch.setattr(distances, "_partner_ratio", lambda share: 0.0)
+    generator = torch.Generator().manual_seed(5)
+    directions = torch.nn.functional.normalize(torch.randn(200, 8, generator=generator), dim=1)
+    base = directions * torch.logspace(0, 2, 200)[:, None]  # norms from 1 to 100
+    stretch = 1.0 + 0.2 * torch.rand(200, 1, generator=generator)  # partners up to 1.2x longer ...
+    partners = base * stretch + 0.05 * base.norm(dim=1, keepdim=True) * torch.randn(200, 8, generator=generator)
+    centered, squared_norms = centered_with_squared_norms(torch.cat([base, partners]))
+    block = _rows_before_the_fix(centered, squared_norms, slice(None))
+    threshold = distances.CANCELLATION * (squared_norms[:, None] + squared_norms[None, :])
+    close = (block < threshold).fill_diagonal_(False)
+    expected = set(close.any(dim=1).nonzero().flatten().tolist())
+    sure = set(
+        (block.fill_diagonal_(math.inf).amin(dim=1) < distances.CANCELLATION * squared_norms)
+        .nonzero()
+        .flatten()
+        .tolist()
+    )
+    assert 20 < len(expected - sure) and len(sure) > 20  # ... so both branches of the screen are used
+    found = set(distances._cancelled_rows(block, squared_norms, torch.arange(400)).tolist())
+    assert (found == expected) != broken

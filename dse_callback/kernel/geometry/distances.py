@@ -35,6 +35,7 @@ When precision still limits the answer:
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 
 import torch
@@ -81,22 +82,35 @@ def _row_indices(rows, n: int, device: torch.device) -> torch.Tensor:
 def _cancelled_rows(block: torch.Tensor, squared_norms: torch.Tensor, row_index: torch.Tensor) -> torch.Tensor:
     """Positions in `block` (R, N) of the rows with an entry d2_ij < CANCELLATION (|z_i|^2 + |z_j|^2), j != i.
 
-    A screen first: one read-only pass takes each row's smallest distance to another point,
-    and only rows where it is below CANCELLATION (|z_i|^2 + max_j |z_j|^2) get the exact
-    test, in chunks. Sets the self-pairs (r, row_index[r]) to 0, their exact value.
+    One read-only pass takes each row's nearest other point, at d2 = m_i. A row is flagged
+    outright when m_i < CANCELLATION |z_i|^2, and cleared when m_i >= CANCELLATION (|z_i|^2
+    + min(max_j |z_j|^2, ratio |z_i|^2)): a flagged pair has (|z_i| - |z_j|)^2 <= d2_ij <
+    CANCELLATION (|z_i|^2 + |z_j|^2), so |z_j|^2 < ratio |z_i|^2 (`_partner_ratio`: 1.43).
+    Only the rows in between get the exact test, in chunks. Sets the self-pairs
+    (r, row_index[r]) to 0, their exact value.
     """
     positions = torch.arange(len(row_index), device=block.device)
     block[positions, row_index] = float("inf")
     nearest = block.amin(dim=1)
-    block[positions, row_index] = 0.0
     row_norms = squared_norms[row_index]
-    candidates = positions[nearest < CANCELLATION * (row_norms + squared_norms.max())]
-    flagged = [candidates[:0]]
+    sure = nearest < CANCELLATION * row_norms
+    largest_partner = torch.clamp(row_norms * _partner_ratio(CANCELLATION), max=float(squared_norms.max()))
+    candidates = positions[~sure & (nearest < CANCELLATION * (row_norms + largest_partner))]
+    flagged = [positions[sure]]
     for chunk in candidates.split(_chunk_rows(block.shape[1])):
-        close = block[chunk] < (row_norms[chunk, None] + squared_norms[None, :]).mul_(CANCELLATION)
-        close[torch.arange(len(chunk), device=block.device), row_index[chunk]] = False
-        flagged.append(chunk[close.any(dim=1)])
+        # min_j (d2_ij - CANCELLATION |z_j|^2) < CANCELLATION |z_i|^2; the self-pair holds inf.
+        shifted = block[chunk].sub_(squared_norms[None, :], alpha=CANCELLATION)
+        flagged.append(chunk[shifted.amin(dim=1) < CANCELLATION * row_norms[chunk]])
+    block[positions, row_index] = 0.0
     return torch.cat(flagged)
+
+
+def _partner_ratio(share: float) -> float:
+    """The largest |z_j|^2 / |z_i|^2 of a pair with d2_ij < share (|z_i|^2 + |z_j|^2), 0 < share < 1.
+
+    From (|z_j| - |z_i|)^2 <= d2_ij: the larger root of (1 - share) x^2 - 2 x + (1 - share) = 0, squared.
+    """
+    return ((1.0 + math.sqrt(share * (2.0 - share))) / (1.0 - share)) ** 2
 
 
 def _chunk_rows(n: int) -> int:
@@ -107,8 +121,8 @@ def _chunk_rows(n: int) -> int:
 def _compensate_cancellation_(block: torch.Tensor, centered: torch.Tensor, squared_norms: torch.Tensor, rows) -> None:
     """Recompute in float64, in place, the rows of a low-precision block where the GEMM formula cancels.
 
-    The float32 points are cast exactly to float64, so a recomputed row holds the distances
-    of the points as given, rounded once to the block's dtype.
+    The centered points are cast exactly to float64, so a recomputed row holds their exact
+    distances, rounded once to the block's dtype.
 
     Args:
         block: squared distances (R, N) from the points `rows` to all N, from the GEMM formula.
@@ -177,8 +191,8 @@ def pairwise_squared_distances_(z: torch.Tensor) -> torch.Tensor:
     if d2.dtype != torch.float64:
         n = z.shape[-2]
         for matrix, points, norms in zip(
-            d2.reshape(-1, n, n), centered.reshape(-1, n, z.shape[-1]), squared_norms.reshape(-1, n)
-        ):
+            d2.view(-1, n, n), centered.reshape(-1, n, z.shape[-1]), squared_norms.reshape(-1, n)
+        ):  # a view: the recompute writes into d2
             _compensate_cancellation_(matrix, points, norms, slice(None))
     d2.diagonal(dim1=-2, dim2=-1).zero_()
     return d2

@@ -19,6 +19,7 @@ float32 formula bit for bit (self-pairs aside, set to 0), with a relative error 
 (x e^-x <= 1/e). float64 input is never recomputed: bit-identical to the plain formula.
 
 When precision still limits the answer:
+
 - float32 points far from the origin are already rounded: a translation of 1e4 puts them on
   a 1e-3 grid. Centering in float32 then rounds each coordinate to eps |z - mean| (exact when
   the offset dominates, as there). A recomputed row is exact for the centered points, not for

@@ -2,14 +2,14 @@
 
 One `measure(model, epoch)`: on first use `check_model` finds the watched layers,
 `prepare_probe` fixes the probe set and checks its batches, and `dry_run` forwards a few
-of its rows (configuration errors raise there). Then each process forwards its share of the probe with every layer hooked, under
-the `Runtime`'s precision glue, and the shares are gathered in probe order
-(`distributed.probe_shares`); a failed forward anywhere gives one warning and NaN. The
-inputs are clustered once for DSMI(Z; X), and every metric of every layer is measured,
-spread over the processes (`shared`), or queued on a background thread with
-`async_metrics=True` (`collect()` hands those back). The history gains one row per layer,
-written by the primary process; the flat {key: value} dict is returned. The options live
-in `settings`, one declaration each. No Lightning here.
+of its rows (configuration errors raise there). Then each process forwards its share of
+the probe with every layer hooked, under the `Runtime`'s precision glue, and the shares
+are gathered in probe order (`distributed.probe_shares`); a failed forward anywhere gives
+one warning and NaN. The inputs are clustered once for DSMI(Z; X), and every metric of
+every layer is measured, spread over the processes (`shared`), or queued on a background
+thread with `async_metrics=True` (`collect()` hands those back). The history gains one row
+per layer, written by the primary process; the flat {key: value} dict is returned. The
+options live in `settings`, one declaration each. No Lightning here.
 """
 
 from __future__ import annotations

@@ -150,7 +150,7 @@ def pool_rows(h: torch.Tensor, pool: str | None = None, mask: torch.Tensor | Non
     if applied == "mean":
         if mask is None:
             return h.mean(dim=1), applied
-        weights = mask.to(h.dtype).unsqueeze(-1)
+        weights = mask.to(device=h.device, dtype=h.dtype).unsqueeze(-1)
         return (h * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1), applied
     if mask is None:
         index = torch.full((h.shape[0],), 0 if applied == "first" else h.shape[1] - 1, device=h.device)

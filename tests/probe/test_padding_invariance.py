@@ -15,6 +15,8 @@ from torch.utils.data import Dataset
 
 from dse_callback import DSETracker
 
+from conftest import requires_cuda
+
 VOCAB, DIM, N = 40, 16, 48
 
 
@@ -78,9 +80,9 @@ class Padded(Dataset):
         return self.items[index]
 
 
-def measure(dataset, **options):
+def measure(dataset, device="cpu", **options):
     torch.manual_seed(0)
-    model = TinyTransformer().double()
+    model = TinyTransformer().double().to(device)
     tracker = DSETracker(
         probe=dataset,
         layers={"tokens": "block", "head": "head"},
@@ -123,3 +125,12 @@ def test_pooling_without_the_mask_is_not_padding_invariant(pool):
         max(run[key] for run in runs) - min(run[key] for run in runs) for key in ("dse/tokens", "dsmi/tokens_Y")
     )
     assert spread > 0.01
+
+
+@requires_cuda
+def test_on_a_gpu_the_masks_follow_the_batches_and_the_values_match_the_cpu():
+    tokens, labels = sentences()
+    for length, side in PADDINGS[1:]:
+        cpu, _ = measure(Padded(tokens, labels, length, side), pool="last")
+        gpu, _ = measure(Padded(tokens, labels, length, side), device="cuda", pool="last")
+        assert gpu["dse/tokens"] == pytest.approx(cpu["dse/tokens"], abs=1e-6)

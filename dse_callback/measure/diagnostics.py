@@ -1,4 +1,4 @@
-"""How a probe's curves relate to the bandwidth: the scale ratio, the saturation trend, the profiles.
+"""How a probe's curves relate to the bandwidth: the scale ratio and the saturation trend.
 
 - the scale ratio: a probe logs `dse/{name}_scale` = the RMS radius of Z (the kernel's
   `rms_radius`) / sigma, so a user sees when a fixed-sigma curve follows the size of Z (a

@@ -47,12 +47,19 @@ def far_clusters(shift: float = 0.0, seed: int = 0) -> torch.Tensor:
 CASES = {"centres_around_origin": 0.0, "translated_by_1e4": 1e4}
 
 
-@pytest.fixture(params=[True, False], ids=["compensated", "naive_formula"])
+@pytest.fixture(params=["as_shipped", "entries_only", "naive_formula"])
 def compensated(request, monkeypatch, one_torch_thread):
-    """True: the module as shipped; False: the rows' recompute switched off (the GEMM formula alone)."""
-    if not request.param:
+    """True with the recompute on, False with it off (the GEMM formula alone).
+
+    Each point here has 24 cluster mates (4.8% of N > WHOLE_ROW_SHARE), so as shipped every
+    row is recomputed whole in float64; "entries_only" forces the other branch, sums of
+    squared differences for just the entries that cancel.
+    """
+    if request.param == "entries_only":
+        monkeypatch.setattr(distances, "WHOLE_ROW_SHARE", 1.0)
+    if request.param == "naive_formula":
         monkeypatch.setattr(distances, "_compensate_cancellation_", lambda *args: None)
-    return request.param
+    return request.param != "naive_formula"
 
 
 def check_error(value: float, reference: float, compensated: bool) -> None:
@@ -168,19 +175,41 @@ def test_float64_and_ordinary_float32_distances_are_bit_identical_to_the_formula
         assert same != (broken and z.dtype == torch.float32)
 
 
-def test_only_the_rows_that_cancel_are_recomputed():
+def test_only_the_entries_that_cancel_are_recomputed():
     generator = torch.Generator().manual_seed(4)
     ordinary = torch.randn(200, 16, generator=generator)
     tight_pairs = 1e3 * torch.tensor([[1.0], [1.0], [-1.0], [-1.0]]).expand(4, 16)  # the mean stays near 0
     z = torch.cat([ordinary, tight_pairs + 1e-3 * torch.randn(4, 16, generator=generator)])
     d2 = pairwise_squared_distances_(z)
     old = _formula_before_the_fix(z)
-    assert (d2 != old).any(dim=1).nonzero().flatten().tolist() == [200, 201, 202, 203]
+    assert (d2 != old).nonzero().tolist() == [[200, 201], [201, 200], [202, 203], [203, 202]]
     centered = centered_with_squared_norms(z)[0].double()  # recomputed: exact for the centered points
     for i, j in ((200, 201), (202, 203)):
         exact = float((centered[i] - centered[j]).square().sum())
         assert float(d2[i, j]) == pytest.approx(exact, rel=1e-6)
         assert float(old[i, j]) != pytest.approx(exact, rel=0.1)
+
+
+def test_rows_with_many_entries_that_cancel_are_recomputed_whole_in_float64(monkeypatch):
+    generator = torch.Generator().manual_seed(6)
+    z = torch.cat([torch.full((40, 8), 1e3), torch.full((40, 8), -1e3)]) + 1e-2 * torch.randn(
+        80, 8, generator=generator
+    )
+    recomputed_rows = []
+    original = distances._recompute_rows_float64_
+    monkeypatch.setattr(
+        distances,
+        "_recompute_rows_float64_",
+        lambda block, centered, row_index, positions: (
+            recomputed_rows.extend(positions.tolist()),
+            original(block, centered, row_index, positions),
+        ),
+    )
+    d2 = pairwise_squared_distances_(z).double()
+    assert sorted(recomputed_rows) == list(range(80))  # 39 of 80 entries per row cancel
+    centered = centered_with_squared_norms(z)[0].double()
+    exact = (centered[:, None, :] - centered[None, :, :]).square().sum(dim=-1)
+    assert torch.allclose(d2, exact, rtol=1e-6, atol=0.0)
 
 
 @pytest.mark.parametrize("broken", [False, True], ids=["as_shipped", "screen_ignores_partner_norms"])

@@ -6,27 +6,30 @@ Z is centered first and the GEMM is kept out of TF32. Every function accepts a l
 batch dimension: (..., N, D) in, (..., N, N) out; the N x N buffer is allocated once and
 transformed in place. The lowest layer of the kernel: it imports nothing of the package.
 
-Cancellation. The formula's error is about 9 eps (|z_i|^2 + |z_j|^2) (measured; eps = 2^-24
-in float32), whatever d2 is. Centering removes a common offset but not tight clusters far
-from the global mean: with centres ~ N(0, 1000^2) in 32 dimensions the terms are ~3e7 and a
-cluster's distances ~1e-2, so float32 invents spread inside every cluster (DSE 7.40 instead
-of log2 100 = 6.64 at sigma 10). Below float64, a row with an entry d2_ij < CANCELLATION
-(|z_i|^2 + |z_j|^2) (j != i) is therefore recomputed with a float64 GEMM of the same
-centered points, then rounded once. Found by a screen (each row's nearest other point, one
-read-only pass) and an exact test on the rows it lets through. The other rows keep the
-float32 formula bit for bit (self-pairs aside, set to 0), with a relative error below
-64 x 9 eps = 3.4e-5, which moves a Gaussian kernel entry by at most 1.3e-5 for any sigma
-(x e^-x <= 1/e). float64 input is never recomputed: bit-identical to the plain formula.
+Cancellation. The formula's error is up to about 9 eps (|z_i|^2 + |z_j|^2) (measured; eps =
+2^-24 in float32), whatever d2 is. Centering removes a common offset but not tight clusters
+far from the global mean: with centres ~ N(0, 1000^2) in 32 dimensions the terms are ~3e7 and
+a cluster's distances ~1e-2, so float32 invents spread inside every cluster (100 clusters of
+50 at sigma 10: DSE 7.456 instead of 6.6445, exact and slq alike). Below float64, each entry
+with d2_ij < CANCELLATION (|z_i|^2 + |z_j|^2), j != i, is therefore recomputed as a sum of
+squared differences, sum_d (z_id - z_jd)^2, which cancels nothing; a row with more than
+WHOLE_ROW_SHARE N such entries is recomputed whole by a float64 GEMM of the same centered
+points instead, then rounded once. A screen finds the rows (each row's nearest other point,
+one read-only pass), an exact test the entries. Every other entry keeps the float32 formula
+bit for bit (self-pairs aside, set to 0), with a relative error below 64 x 9 eps = 3.4e-5,
+which moves a Gaussian kernel entry by at most 1.3e-5 for any sigma (x e^-x <= 1/e).
+float64 input is never recomputed: bit-identical to the plain formula.
 
 When precision still limits the answer:
 
 - float32 points far from the origin are already rounded: a translation of 1e4 puts them on
   a 1e-3 grid. Centering in float32 then rounds each coordinate to eps |z - mean| (exact when
-  the offset dominates, as there). A recomputed row is exact for the centered points, not for
+  the offset dominates, as there). A recomputed entry is exact for the centered points, not for
   the data before the cast; pass float64 points when the raw coordinates hold more.
-- A recomputed row costs a float64 GEMM: about 2x a float32 one on CPUs and data-centre GPUs,
-  up to 64x on consumer GPUs. Data made of tight clusters far from their mean, or dense
-  samples of a low-dimensional manifold, recompute most rows (`benchmarks/bench_distances.py`).
+- The recompute has a cost (`benchmarks/bench_distances.py`): a row recomputed whole costs a
+  float64 GEMM, about 2x a float32 one on CPUs and data-centre GPUs but up to 64x on consumer
+  GPUs; data made of clusters tight and far from their mean, with more than 1/32 of the
+  points in each, recompute every row that way.
 - The kernel itself is float32 (relative 6e-8 per entry). When its spectrum is a few unit
   eigenvalues and a tail near 1e-6 (clusters tighter than 1e-3 sigma), float32 slq still
   misses by up to 0.01 bits (its control variate takes ||A||_F^2 minus the top lambda^2,
@@ -41,10 +44,14 @@ from collections.abc import Iterator
 
 import torch
 
-# An entry d2_ij below this share of |z_i|^2 + |z_j|^2 marks its row for the float64 recompute
+# An entry d2_ij below this share of |z_i|^2 + |z_j|^2 is recomputed (its row is flagged)
 # (1/8 flagged 54% of the rows of random conv features of MNIST, 1/64 7%, 1/512 none; every
 # choice in [1/512, 1/32] fixed the tight far clusters to 1e-6 bits).
 CANCELLATION = 1.0 / 64.0
+# A flagged row with more entries to recompute than this share of N is recomputed whole in
+# float64, which is cheaper from about 3%: clusters of 2% of N cost 2.5x the plain formula
+# entry by entry and 2.9x by whole rows, of 4% 3.8x and 3.1x (N = 4,000, D = 512, one thread).
+WHOLE_ROW_SHARE = 1.0 / 32.0
 # Elements of one chunk of the row test's and the recompute's temporaries.
 _CHUNK_ELEMENTS = 2**22
 
@@ -120,10 +127,12 @@ def _chunk_rows(n: int) -> int:
 
 
 def _compensate_cancellation_(block: torch.Tensor, centered: torch.Tensor, squared_norms: torch.Tensor, rows) -> None:
-    """Recompute in float64, in place, the rows of a low-precision block where the GEMM formula cancels.
+    """Recompute, in place, the entries of a low-precision block where the GEMM formula cancels.
 
-    The centered points are cast exactly to float64, so a recomputed row holds their exact
-    distances, rounded once to the block's dtype.
+    In each flagged row, the entries with d2_ij < CANCELLATION (|z_i|^2 + |z_j|^2) become
+    sums of squared differences, sum_d (z_id - z_jd)^2, which cancel nothing (relative error
+    ~1e-7). A row with more such entries than WHOLE_ROW_SHARE of N is recomputed whole by a
+    float64 GEMM of the same centered points instead, then rounded once: cheaper there.
 
     Args:
         block: squared distances (R, N) from the points `rows` to all N, from the GEMM formula.
@@ -134,12 +143,34 @@ def _compensate_cancellation_(block: torch.Tensor, centered: torch.Tensor, squar
     if block.numel() == 0 or n < 2:
         return
     row_index = _row_indices(rows, n, block.device)
-    flagged = _cancelled_rows(block, squared_norms, row_index)
-    if flagged.numel() == 0:
+    whole = [row_index[:0]]
+    for chunk in _cancelled_rows(block, squared_norms, row_index).split(_chunk_rows(n)):
+        targets = row_index[chunk]
+        shifted = block[chunk].sub_(squared_norms[None, :], alpha=CANCELLATION)
+        close = shifted < CANCELLATION * squared_norms[targets, None]  # d2_ij < CANCELLATION (|z_i|^2 + |z_j|^2)
+        close[torch.arange(len(chunk), device=block.device), targets] = False
+        many = close.sum(dim=1) > WHOLE_ROW_SHARE * n
+        whole.append(chunk[many])
+        entry_rows, columns = close[~many].nonzero(as_tuple=True)
+        _recompute_entries_(block, centered, row_index, chunk[~many][entry_rows], columns)
+    _recompute_rows_float64_(block, centered, row_index, torch.cat(whole))
+
+
+def _recompute_entries_(block, centered, row_index, positions: torch.Tensor, columns: torch.Tensor) -> None:
+    """block[p, c] = sum_d (z_{row_index[p], d} - z_{c, d})^2 for each (p, c), in chunks of about 2^22 elements."""
+    step = _chunk_rows(centered.shape[1])
+    for start in range(0, len(positions), step):
+        p, c = positions[start : start + step], columns[start : start + step]
+        block[p, c] = (centered[row_index[p]] - centered[c]).square_().sum(dim=1)
+
+
+def _recompute_rows_float64_(block: torch.Tensor, centered: torch.Tensor, row_index: torch.Tensor, positions) -> None:
+    """Rows `positions` of the block from a float64 GEMM of the exactly cast centered points, rounded once."""
+    if positions.numel() == 0:
         return
     exact = centered.to(torch.float64)
     exact_norms = (exact * exact).sum(dim=-1)
-    for chunk in flagged.split(_chunk_rows(n)):
+    for chunk in positions.split(_chunk_rows(centered.shape[0])):
         targets = row_index[chunk]
         recomputed = torch.addmm(exact_norms[None, :], exact[targets], exact.T, alpha=-2.0)
         recomputed.add_(exact_norms[targets, None]).clamp_(min=0.0)
@@ -153,8 +184,8 @@ def squared_distances_from_rows(centered: torch.Tensor, squared_norms: torch.Ten
     Takes the output of `centered_with_squared_norms`; one GEMM that adds |z_j|^2 as it
     writes, then |z_i|^2 and the clamp at 0 in place: three passes over the (R, N) block
     where the plain expression made five, which took a third of the N = 10,000 kernel's time.
-    Below float64, rows where the formula cancels are recomputed (see the module docstring),
-    and the self-pairs are exactly 0.
+    Below float64, the entries where the formula cancels are recomputed (see the module
+    docstring), and the self-pairs are exactly 0.
     """
     with full_precision_matmul():
         block = torch.addmm(squared_norms[None, :], centered[rows], centered.T, alpha=-2.0)
@@ -169,7 +200,7 @@ def pairwise_squared_distances_(z: torch.Tensor) -> torch.Tensor:
 
     Z is centered first (see `centered_with_squared_norms`); the result is clamped at 0 and
     its diagonal set to exactly 0. The N x N buffer is transformed in place. Below float64,
-    rows where the formula cancels are recomputed (see the module docstring).
+    the entries where the formula cancels are recomputed (see the module docstring).
 
     Args:
         z: points, shape (..., N, D), already validated and in the working dtype.

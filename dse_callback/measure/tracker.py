@@ -42,7 +42,7 @@ __all__ = ["DSETracker", "Runtime"]
 class DSETracker:
     """Measures DSE, DSMI and RankMe of one or more layers on a fixed probe set.
 
-        Use it from a plain PyTorch loop (the Lightning `DSEMonitor` wraps the same object):
+        Use it from a plain PyTorch loop (the Lightning `DSEMonitor` wraps the same object)::
 
             tracker = DSETracker(probe=(x_val, y_val), layers=["backbone", "head"])
             for epoch in range(epochs):

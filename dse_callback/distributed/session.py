@@ -70,11 +70,6 @@ class ProbeSession:
         """The torch.distributed group of the kernel's sharded solve (None: the default group)."""
         return self.groups.work
 
-    @property
-    def failed(self) -> bool:
-        """Whether this rank failed since the last agreement (it then skips the step's collectives)."""
-        return self.failure is not None
-
     def fail(self, error: BaseException) -> None:
         """Record this rank's first failure of the step."""
         if self.failure is None:

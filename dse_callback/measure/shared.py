@@ -75,7 +75,7 @@ def measure_shared(
         labels_by_name: {name: "layer (side)"} for warnings.
         rank, world_size: this process's place.
         all_gather: the tracker's `ProbeSession` (bounded waits, the sharded solve on its
-            group), or a plain tensor -> (P, *shape) all-gather (the solve on the default group).
+            group), or a plain all-gather, tensor (M, ...) -> (P, M, ...) (the solve on the default group).
 
     Returns:
         A `Measured`, identical on every rank (all NaN after a failure on any rank).

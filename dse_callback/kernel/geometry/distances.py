@@ -149,10 +149,11 @@ def _compensate_cancellation_(block: torch.Tensor, centered: torch.Tensor, squar
         shifted = block[chunk].sub_(squared_norms[None, :], alpha=CANCELLATION)
         close = shifted < CANCELLATION * squared_norms[targets, None]  # d2_ij < CANCELLATION (|z_i|^2 + |z_j|^2)
         close[torch.arange(len(chunk), device=block.device), targets] = False
-        many = close.sum(dim=1) > WHOLE_ROW_SHARE * n
+        entry_rows, columns = close.nonzero(as_tuple=True)  # counting from here: a bool sum casts to int64
+        many = torch.bincount(entry_rows, minlength=len(chunk)) > WHOLE_ROW_SHARE * n
         whole.append(chunk[many])
-        entry_rows, columns = close[~many].nonzero(as_tuple=True)
-        _recompute_entries_(block, centered, row_index, chunk[~many][entry_rows], columns)
+        single = ~many[entry_rows]
+        _recompute_entries_(block, centered, row_index, chunk[entry_rows[single]], columns[single])
     _recompute_rows_float64_(block, centered, row_index, torch.cat(whole))
 
 

@@ -126,7 +126,8 @@ def write_outputs(rows: list[dict], out: str | pathlib.Path) -> tuple[pathlib.Pa
     axis.set_xscale("log")
     axis.set_xlabel("conv weight std")
     axis.set_ylabel("DSE(Z) at initialization, bits")
-    axis.legend(title="sigma", fontsize=8)
+    axis.set_ylim(-0.3, 1.4 * rows[0]["log2_n"])  # room above log2 N for the legend
+    axis.legend(title="sigma", fontsize=8, loc="upper center", ncol=3)
     first = [row for row in rows if row["sigma"] == rows[0]["sigma"]]
     radius_axis.plot([row["conv_std"] for row in first], [row["rms_radius"] for row in first], marker="o")
     radius_axis.set_xscale("log")

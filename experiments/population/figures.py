@@ -48,7 +48,15 @@ def plot_correlations(
         axis.set_title(f"{MEASURES[key]} against accuracy", fontsize=10)
         axis.set_ylim(-1.05, 1.05)
         axis.grid(True, axis="y", alpha=0.3)
-    axes[0][0].set_ylabel("Spearman (bars: bootstrap 95%; hollow: partial | feature norm)")
+    axes[0][0].set_ylabel("Spearman with accuracy")
+    axes[0][-1].annotate(
+        "bars: bootstrap 95%\nhollow: partial Spearman\ngiven the mean |z|",
+        xy=(0.98, 0.03),
+        xycoords="axes fraction",
+        ha="right",
+        va="bottom",
+        fontsize=8,
+    )
     axes[0][0].legend(title="sigma", fontsize=8, loc="lower left")
     return save_figure(figure, out, title)
 

@@ -32,8 +32,9 @@ class BatchedDiffusionOperator:
     the fixed `bandwidth`.
 
     Attributes:
-        trace (B,): tr A = sum 1/deg; frobenius_squared (B,): ||A||_F^2;
-        top_vector (B, n): sqrt(deg)/||sqrt(deg)||, the eigenvector of eigenvalue 1;
+        trace: tr A = sum 1/deg, shape (B,).
+        frobenius_squared: ||A||_F^2, shape (B,).
+        top_vector: sqrt(deg)/||sqrt(deg)||, the eigenvector of eigenvalue 1, shape (B, n).
         products: columns multiplied per operator so far.
     """
 

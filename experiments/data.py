@@ -15,7 +15,7 @@ Validation (the probe) is always the test split without augmentation.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytorch_lightning as pl
@@ -248,19 +248,26 @@ class PaperData(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(
-            self.train_set, batch_size=self.hparams.batch_size, shuffle=True,
-            num_workers=self.hparams.num_workers, drop_last=self.hparams.regime == "contrastive",
+            self.train_set,
+            batch_size=self.hparams.batch_size,
+            shuffle=True,
+            num_workers=self.hparams.num_workers,
+            drop_last=self.hparams.regime == "contrastive",
             persistent_workers=self.hparams.num_workers > 0,
-        )  # fmt: skip
+        )
 
     def linear_probe_dataloader(self) -> DataLoader:
         """The training split without augmentation and with its true labels (linear evaluation)."""
         hp = self.hparams
-        dataset = self._first(self._load(True, eval_transform(self.spec, hp.image_size, hp.three_channels)), hp.train_subset)
+        dataset = self._first(
+            self._load(True, eval_transform(self.spec, hp.image_size, hp.three_channels)), hp.train_subset
+        )
         return DataLoader(dataset, batch_size=hp.batch_size, num_workers=hp.num_workers)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(
-            self.val_set, batch_size=self.hparams.batch_size, num_workers=self.hparams.num_workers,
+            self.val_set,
+            batch_size=self.hparams.batch_size,
+            num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
-        )  # fmt: skip
+        )

@@ -101,7 +101,9 @@ class _StatisticsNetwork:
         return torch.nn.functional.linear(hidden, w3, b3).squeeze(-1)
 
 
-def _mine_bound(network: _StatisticsNetwork, x: torch.Tensor, y: torch.Tensor, y_shuffled: torch.Tensor) -> torch.Tensor:
+def _mine_bound(
+    network: _StatisticsNetwork, x: torch.Tensor, y: torch.Tensor, y_shuffled: torch.Tensor
+) -> torch.Tensor:
     """Donsker-Varadhan bound E_joint[T] - log E_marginal[e^T] (nats), on one batch."""
     joint = network(torch.cat([x, y], dim=1))
     marginal = network(torch.cat([x, y_shuffled], dim=1))
@@ -175,5 +177,8 @@ def mine_mutual_information(
             optimizer.step()
             losses.append(float(loss.detach()))
     with torch.no_grad():
-        bounds = [float(_mine_bound(network, x[rows], y[rows], y[shuffled])) for rows, shuffled in _batches(n, batch_size, generator)]
+        bounds = [
+            float(_mine_bound(network, x[rows], y[rows], y[shuffled]))
+            for rows, shuffled in _batches(n, batch_size, generator)
+        ]
     return float(np.mean(bounds)) / _LN2, losses

@@ -50,9 +50,15 @@ def toy_main(argv=None) -> None:
     parser.add_argument("--out", required=True, help="directory for STUDY.csv and STUDY.png")
     parser.add_argument("--quick", action="store_true", help="the reduced grid (under 2 minutes)")
     parser.add_argument("--seed", type=int, default=0, help="seeds every data set and estimator")
-    parser.add_argument("--n", type=int, default=None, help="points per data set, overriding the study's N (not for corruption)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's choice); 1 is fastest on a busy shared CPU")
+    parser.add_argument(
+        "--n", type=int, default=None, help="points per data set, overriding the study's N (not for corruption)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice); 1 is fastest on a busy shared CPU",
+    )
     args = parser.parse_args(argv)
     if args.threads is not None:
         if args.threads < 1:

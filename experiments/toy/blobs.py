@@ -39,7 +39,7 @@ class BlobsGrid:
     ksg_k: int = 3
 
     @classmethod
-    def quick(cls) -> "BlobsGrid":
+    def quick(cls) -> BlobsGrid:
         return cls(n=1000, fractions=tuple(float(r) for r in np.linspace(0, 1, 6)), dims=FULL_DIMS[:6], mine_epochs=20)
 
 
@@ -50,20 +50,31 @@ def blob_data(n: int, dim: int, r: float, seed: int, repetition: int) -> tuple[n
     return points, corrupt_labels(labels, r, np.random.default_rng([seed, repetition, dim, int(r * 1e6)]))
 
 
-def estimate_mi(points: np.ndarray, labels: np.ndarray, *, mine_epochs: int, ksg_k: int = 3, seed: int = 0,
-                solvers: tuple[str, ...] = ("exact",)) -> list[dict]:
+def estimate_mi(
+    points: np.ndarray,
+    labels: np.ndarray,
+    *,
+    mine_epochs: int,
+    ksg_k: int = 3,
+    seed: int = 0,
+    solvers: tuple[str, ...] = ("exact",),
+) -> list[dict]:
     """Every estimator of I(points; labels) in bits, each with its wall-clock seconds."""
     dim = points.shape[1]
     rows = []
     for solver in solvers:
-        value, seconds = timed(diffusion_spectral_mutual_information, points, labels, sigma=math.sqrt(dim), t=1, seed=seed, solver=solver)
+        value, seconds = timed(
+            diffusion_spectral_mutual_information, points, labels, sigma=math.sqrt(dim), t=1, seed=seed, solver=solver
+        )
         rows.append({"estimator": "DSMI", "solver": solver, "value": value, "seconds": seconds})
     for bins in CSMI_BINS:
         value, seconds = timed(classic_shannon_mutual_information, points, labels, bins_per_dim=bins, seed=seed)
         rows.append({"estimator": f"CSMI_{bins}", "value": value, "seconds": seconds})
     nats, seconds = timed(ksg_mutual_information, points, labels, k=ksg_k)
     rows.append({"estimator": "KSG", "value": nats / math.log(2), "seconds": seconds})
-    (bits, _), seconds = timed(mine_mutual_information, points, labels, epochs=mine_epochs, batch_size=min(500, len(points)), seed=seed)
+    (bits, _), seconds = timed(
+        mine_mutual_information, points, labels, epochs=mine_epochs, batch_size=min(500, len(points)), seed=seed
+    )
     rows.append({"estimator": "MINE", "epochs": mine_epochs, "value": bits, "seconds": seconds})
     return rows
 
@@ -91,14 +102,18 @@ def plot_blobs(rows: list[dict], grid: BlobsGrid, path: pathlib.Path) -> pathlib
         x = "r" if sweep == "corruption" else "D"
         match = {"sweep": sweep, **({"D": dim} if dim else {})}
         for estimator in ESTIMATORS:
-            plot_curve(axis, rows, x, estimator, "-" if estimator in ("DSMI", "MINE") else "--", estimator=estimator, **match)
+            plot_curve(
+                axis, rows, x, estimator, "-" if estimator in ("DSMI", "MINE") else "--", estimator=estimator, **match
+            )
         axis.axhline(math.log2(3), color="grey", linestyle=":", label="log2 3 (true, r = 0)")
         title = f"D = {dim}: label corruption" if dim else "r = 0: dimension"
         axis.set(title=title, xlabel="label corruption r" if dim else "D", ylabel="MI (bits)")
         if not dim:
             axis.set_xscale("log")
     axes[0][-1].legend(fontsize=7)
-    return save_figure(figure, path, f"MI estimators on 3 Gaussian blobs (N = {grid.n}; MINE in bits, {grid.mine_epochs} epochs)")
+    return save_figure(
+        figure, path, f"MI estimators on 3 Gaussian blobs (N = {grid.n}; MINE in bits, {grid.mine_epochs} epochs)"
+    )
 
 
 def blobs_study(out: pathlib.Path, grid: BlobsGrid, seed: int = 0) -> tuple[pathlib.Path, pathlib.Path]:

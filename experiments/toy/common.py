@@ -6,15 +6,29 @@ import csv
 import pathlib
 import time
 from collections import defaultdict
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from tqdm.auto import tqdm
 
 # Columns in this order when present: the parameters as the paper names them, then the result.
 COLUMN_ORDER = (
-    "sweep", "distribution", "branches", "D", "d", "n", "a", "r", "noise", "t",
-    "repetition", "estimator", "solver", "epochs", "value", "seconds",
+    "sweep",
+    "distribution",
+    "branches",
+    "D",
+    "d",
+    "n",
+    "a",
+    "r",
+    "noise",
+    "t",
+    "repetition",
+    "estimator",
+    "solver",
+    "epochs",
+    "value",
+    "seconds",
 )
 
 
@@ -67,4 +81,3 @@ def plot_curve(axis, rows: list[dict], x: str, label: str, style: str = "-", **m
     (line,) = axis.plot(xs, means, style, marker=".", label=label)
     if np.any(stds > 0):
         axis.fill_between(xs, means - stds, means + stds, color=line.get_color(), alpha=0.2)
-

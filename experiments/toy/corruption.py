@@ -34,7 +34,7 @@ class CorruptionGrid:
     repetitions: int = 3
 
     @classmethod
-    def quick(cls) -> "CorruptionGrid":
+    def quick(cls) -> CorruptionGrid:
         return cls(fractions=tuple(float(r) for r in np.linspace(0, 1, 6)), noises=(0.1,), times=(1, 5), repetitions=1)
 
 
@@ -42,8 +42,10 @@ def run_corruption(grid: CorruptionGrid, seed: int = 0) -> list[dict]:
     """All rows: one per (branches, noise, r, repetition, estimator[, t])."""
     settings = [
         (branches, noise, repetition, r)
-        for branches in grid.branch_counts for noise in grid.noises
-        for repetition in range(grid.repetitions) for r in grid.fractions
+        for branches in grid.branch_counts
+        for noise in grid.noises
+        for repetition in range(grid.repetitions)
+        for r in grid.fractions
     ]
     rows = []
     for branches, noise, repetition, r in progress(settings, "corruption"):

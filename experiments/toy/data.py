@@ -1,9 +1,9 @@
 """Seeded generators of the toy data sets: every function takes a numpy Generator.
 
-    >>> g = np.random.default_rng(0)
-    >>> points, labels = random_walk_tree(branches=3, points_per_branch=4, dim=2, generator=g)
-    >>> points.shape, np.bincount(labels).tolist()
-    ((12, 2), [4, 4, 4])
+>>> g = np.random.default_rng(0)
+>>> points, labels = random_walk_tree(branches=3, points_per_branch=4, dim=2, generator=g)
+>>> points.shape, np.bincount(labels).tolist()
+((12, 2), [4, 4, 4])
 """
 
 from __future__ import annotations
@@ -50,7 +50,11 @@ def subspace_points(
     if distribution not in DISTRIBUTIONS:
         raise ValueError(f"distribution must be one of {DISTRIBUTIONS}; got {distribution!r}")
     points = np.full((n, dim), generator.normal())
-    draw = generator.uniform(-1.0, 1.0, (n, intrinsic_dim)) if distribution == "uniform" else generator.normal(size=(n, intrinsic_dim))
+    draw = (
+        generator.uniform(-1.0, 1.0, (n, intrinsic_dim))
+        if distribution == "uniform"
+        else generator.normal(size=(n, intrinsic_dim))
+    )
     points[:, :intrinsic_dim] = draw
     return points
 
@@ -95,7 +99,12 @@ def corrupt_labels(labels: np.ndarray, fraction: float, generator: np.random.Gen
 
 
 def gaussian_blobs(
-    n: int, dim: int, generator: np.random.Generator, centers: int = 3, std: float = 1.0, box: tuple[float, float] = (-10.0, 10.0)
+    n: int,
+    dim: int,
+    generator: np.random.Generator,
+    centers: int = 3,
+    std: float = 1.0,
+    box: tuple[float, float] = (-10.0, 10.0),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Isotropic Gaussian blobs like scikit-learn's make_blobs: centres U[box]^D, N(centre, std^2 I).
 

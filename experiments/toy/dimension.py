@@ -37,11 +37,14 @@ class DimensionGrid:
     mix_weights: tuple[float, ...] = tuple(float(a) for a in np.linspace(0, 1, 21))
 
     @classmethod
-    def quick(cls) -> "DimensionGrid":
+    def quick(cls) -> DimensionGrid:
         return cls(
             intrinsic_dims=tuple(int(round(d)) for d in np.linspace(102, 2048, 6)),
-            distributions=("uniform",), noises=(0.01, 0.5), repetitions=1,
-            mix_sizes=(64, 256, 1024), mix_weights=tuple(float(a) for a in np.linspace(0, 1, 6)),
+            distributions=("uniform",),
+            noises=(0.01, 0.5),
+            repetitions=1,
+            mix_sizes=(64, 256, 1024),
+            mix_weights=tuple(float(a) for a in np.linspace(0, 1, 6)),
         )
 
 
@@ -61,17 +64,33 @@ def run_dimension(grid: DimensionGrid, seed: int = 0) -> list[dict]:
     """All rows of the study: one per (distribution, noise, d, repetition, estimator[, t])."""
     settings = [
         (distribution, noise, d, repetition)
-        for distribution in grid.distributions for noise in grid.noises
-        for d in grid.intrinsic_dims for repetition in range(grid.repetitions)
+        for distribution in grid.distributions
+        for noise in grid.noises
+        for d in grid.intrinsic_dims
+        for repetition in range(grid.repetitions)
     ]
     rows = []
     for distribution, noise, d, repetition in progress(settings, "dimension"):
         generator = np.random.default_rng([seed, repetition, d, DISTRIBUTIONS.index(distribution), int(noise * 1000)])
         points = add_uniform_noise(subspace_points(grid.n, grid.dim, d, distribution, generator), noise, generator)
-        common = {"distribution": distribution, "D": grid.dim, "d": d, "n": grid.n, "noise": noise, "repetition": repetition}
+        common = {
+            "distribution": distribution,
+            "D": grid.dim,
+            "d": d,
+            "n": grid.n,
+            "noise": noise,
+            "repetition": repetition,
+        }
         eigenvalues = diffusion_spectrum(points, sigma=grid.sigma)  # one eigensolve serves every t
         for t in grid.times:
-            rows.append({**common, "t": t, "estimator": "DSE", "value": float(entropy_of_spectrum(torch.from_numpy(eigenvalues), t))})
+            rows.append(
+                {
+                    **common,
+                    "t": t,
+                    "estimator": "DSE",
+                    "value": float(entropy_of_spectrum(torch.from_numpy(eigenvalues), t)),
+                }
+            )
         rows.append({**common, "estimator": "CSE", "value": classic_shannon_entropy(points, bins_per_dim=2)})
     return rows + _matrix_mix_rows(grid, seed)
 
@@ -93,13 +112,17 @@ def plot_dimension(rows: list[dict], grid: DimensionGrid, path: pathlib.Path) ->
         for row, noise in enumerate(grid.noises):
             axis = axes[row][col]
             for t in grid.times:
-                plot_curve(axis, rows, "d", f"DSE t={t:g}", estimator="DSE", distribution=distribution, noise=noise, t=t)
+                plot_curve(
+                    axis, rows, "d", f"DSE t={t:g}", estimator="DSE", distribution=distribution, noise=noise, t=t
+                )
             plot_curve(axis, rows, "d", "CSE (2 bins)", "--", estimator="CSE", distribution=distribution, noise=noise)
             axis.axhline(ceiling, color="grey", linestyle=":", label="log2 N")
             axis.set(title=f"{distribution}, noise {noise:g}", xlabel="intrinsic dimension d", ylabel="bits")
             axis.set_ylim(-0.3, ceiling + 0.5)
     axes[0][n_cols - 1].legend(fontsize=7)
-    return save_figure(figure, path, f"DSE vs intrinsic dimension (N = {grid.n}, D = {grid.dim}, sigma = {grid.sigma:g})")
+    return save_figure(
+        figure, path, f"DSE vs intrinsic dimension (N = {grid.n}, D = {grid.dim}, sigma = {grid.sigma:g})"
+    )
 
 
 def dimension_study(out: pathlib.Path, grid: DimensionGrid, seed: int = 0) -> tuple[pathlib.Path, pathlib.Path]:

@@ -13,11 +13,11 @@ import math
 import pathlib
 
 from dse_callback import classic_shannon_entropy, diffusion_spectral_entropy
-from dse_callback.report.figures import pyplot
 from dse_callback.kernel.solvers.run import SOLVERS
+from dse_callback.report.figures import pyplot
 
-from .blobs import FULL_DIMS, blob_data, estimate_mi
 from ..plot import save_figure
+from .blobs import FULL_DIMS, blob_data, estimate_mi
 from .common import plot_curve, progress, timed, write_csv
 
 
@@ -30,7 +30,7 @@ class RuntimeGrid:
     solvers: tuple[str, ...] | None = None  # None: every registered solver
 
     @classmethod
-    def quick(cls) -> "RuntimeGrid":
+    def quick(cls) -> RuntimeGrid:
         return cls(n=1000, dims=FULL_DIMS[:6], mine_epochs=5)
 
 
@@ -42,11 +42,20 @@ def run_runtime(grid: RuntimeGrid, seed: int = 0) -> list[dict]:
         points, labels = blob_data(grid.n, dim, 0.0, seed, 0)
         common = {"D": dim, "n": grid.n}
         for solver in solvers:
-            value, seconds = timed(diffusion_spectral_entropy, points, sigma=math.sqrt(dim), seed=seed, solver=solver, warn_saturation=False)
+            value, seconds = timed(
+                diffusion_spectral_entropy,
+                points,
+                sigma=math.sqrt(dim),
+                seed=seed,
+                solver=solver,
+                warn_saturation=False,
+            )
             rows.append({**common, "estimator": "DSE", "solver": solver, "value": value, "seconds": seconds})
         value, seconds = timed(classic_shannon_entropy, points, bins_per_dim=2)
         rows.append({**common, "estimator": "CSE", "value": value, "seconds": seconds})
-        estimates = estimate_mi(points, labels, mine_epochs=grid.mine_epochs, ksg_k=grid.ksg_k, seed=seed, solvers=solvers)
+        estimates = estimate_mi(
+            points, labels, mine_epochs=grid.mine_epochs, ksg_k=grid.ksg_k, seed=seed, solvers=solvers
+        )
         rows += [{**common, **estimate} for estimate in estimates]
     return rows
 

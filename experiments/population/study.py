@@ -18,12 +18,13 @@ RankMe) with its accuracy on the whole test set. Writes, under `out`:
 - `{name}.png`: Spearman of DSE and the DSMIs per family and bandwidth, with intervals;
   `{name}_scatter.png`: accuracy against DSMI(Z; Y) under each bandwidth.
 
-The rule that chooses the monitor's default bandwidth: among the bandwidths the monitor
-accepts (`10` and the presets `median`, `rms`, `knn`), the one with the highest minimum
-within-family Spearman of DSMI(Z; Y) with accuracy (ties: the higher pooled Spearman); it
-is adopted only if that minimum is at least that of `sqrt_dim`, the paper's ImageNet
-setting. A measure that orders the models within every family is one a user can trust on
-their own model; a pooled correlation can come from the families' differences alone.
+The rule that chooses the monitor's default bandwidth (`choice.py`): among the bandwidths
+the monitor accepts (`10` and the presets `median`, `rms`, `knn`), the one with the highest
+minimum within-family Spearman with accuracy over its two headline curves, DSE and
+DSMI(Z; Y) (ties: the higher pooled Spearman of DSMI(Z; Y)); it is adopted only if its worst
+family on DSMI(Z; Y) is at least that of `sqrt_dim`, the paper's ImageNet setting. A
+measure that orders the models within every family is one a user can trust on their own
+model; a pooled correlation can come from the families' differences alone.
 
 The config (YAML) holds `data_dir`, `train_images`, `probe_size`, `sigmas` (the bandwidths:
 "sqrt_dim", numbers, "median", "rms", "knn"), `t`, `batch_size`, `lr`, `seed`, `bootstrap`

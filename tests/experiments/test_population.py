@@ -200,36 +200,45 @@ def test_partial_spearman_is_the_hand_computed_rank_partial_correlation(monkeypa
     assert abs(partial_spearman(x, y, norm) - expected) > 0.05
 
 
-def _choice_table(spearmans: dict) -> list[dict]:
+def _choice_table(spearmans: dict, measure: str = "dsmi_y") -> list[dict]:
     return [
-        {"sigma": sigma, "measure": "dsmi_y", "family": family, "spearman": value}
+        {"sigma": sigma, "measure": measure, "family": family, "spearman": value}
         for sigma, by_family in spearmans.items()
         for family, value in by_family.items()
     ]
 
 
-def test_the_default_is_the_bandwidth_with_the_best_worst_family():
-    table = _choice_table(
+def test_the_default_is_the_bandwidth_with_the_best_worst_family_over_dse_and_dsmi():
+    mi = _choice_table(
         {
             "sqrt_dim": {"mlp": 0.10, "cnn": 0.97, "vit": 0.80, "all": 0.81},
             "10": {"mlp": 0.20, "cnn": 0.95, "vit": 0.50, "all": 0.70},
-            "median": {"mlp": 0.60, "cnn": 0.90, "vit": 0.70, "all": 0.75},
-            "rms": {"mlp": 0.55, "cnn": 0.99, "vit": 0.85, "all": 0.90},  # best pooled and best mean, worse minimum
+            "median": {"mlp": 0.60, "cnn": 0.90, "vit": 0.70, "all": 0.75},  # best MI minimum, but its DSE fails
+            "rms": {"mlp": 0.55, "cnn": 0.99, "vit": 0.85, "all": 0.90},
             "knn": {"mlp": 0.60, "cnn": 0.80, "vit": math.nan, "all": 0.95},  # a NaN family counts as -1
         }
     )
-    choice = choose_default(table)
-    assert choice["chosen"] == "median" and choice["passes"]
-    assert choice["worst"]["median"] == ("mlp", 0.60) and choice["worst"]["knn"] == ("vit", -1.0)
+    dse = _choice_table(
+        {label: {"mlp": 0.9, "cnn": 0.9, "vit": 0.9, "all": 0.9} for label in ("sqrt_dim", "10", "rms", "knn")}
+        | {"median": {"mlp": 0.9, "cnn": 0.15, "vit": 0.9, "all": 0.5}},
+        measure="dse",
+    )
+    choice = choose_default(mi + dse)
+    assert choice["chosen"] == "rms" and choice["passes"]
+    assert choice["worst"]["median"] == ("cnn", "dse", 0.15) and choice["worst"]["knn"] == ("vit", "dsmi_y", -1.0)
+    assert choice["worst_mi"]["median"] == ("mlp", 0.60)
     text = format_choice(choice)
-    assert "chosen: median" in text and "at least as good as sqrt_dim" in text
+    assert "chosen: rms" in text and "at least as good as sqrt_dim" in text
+    # On DSMI(Z; Y) alone the rule would pick median: the DSE rows are what move it.
+    assert choose_default(mi + dse, keys=("dsmi_y",))["chosen"] == "median"
     tied = _choice_table(
         {"sqrt_dim": {"a": 0.9, "all": 0.0}, "10": {"a": 0.5, "all": 0.1}, "rms": {"a": 0.5, "all": 0.3}}
     )
-    worse = choose_default(tied, candidates=("10", "rms"))
+    tied_dse = _choice_table({label: {"a": 0.9, "all": 0.9} for label in ("sqrt_dim", "10", "rms")}, measure="dse")
+    worse = choose_default(tied + tied_dse, candidates=("10", "rms"))
     assert worse["chosen"] == "rms" and not worse["passes"] and "WORSE than sqrt_dim" in format_choice(worse)
-    with pytest.raises(ValueError, match=r"no dsmi_y rows for \['knn'\]"):
-        choose_default(tied, candidates=("10", "knn"))
+    with pytest.raises(ValueError, match=r"no dse rows for \['knn'\]"):
+        choose_default(tied + tied_dse, candidates=("10", "knn"))
 
 
 def test_bandwidth_labels_spell_each_bandwidth_as_passed():

@@ -16,6 +16,7 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
+from ..kernel.errors import BandwidthWarning
 from ..kernel.geometry.bandwidth import Bandwidth
 from ..kernel.profile import EntropyProfile
 from ..report.history import History, history_columns
@@ -76,12 +77,32 @@ class ProbeRecords:
         return {"history": self.history.state(), "profiles": profiles}
 
     def load(self, state: dict[str, Any], first_name: str) -> None:
-        """Restore `state()`; one without profiles (an older checkpoint) leaves none."""
+        """Restore `state()`; one without profiles (an older checkpoint) leaves none. A history
+        measured with another bandwidth warns once: the curves would change meaning at the resume."""
         self.history.load(state.get("history", {}), first_name)
+        last = self.history.rows[max(self.history.rows)] if self.history.rows else {}
+        before = {_row_bandwidth(row) for row in last.values()} - {None}
+        if before and before != {self.bandwidth}:
+            self.history.warn(
+                "resume:bandwidth",
+                f"the restored history was measured with sigma={sorted(before)[0]!r}, this tracker measures with "
+                f"sigma={self.bandwidth!r}: the curves change meaning from here (0.1.0 and the paper used a fixed "
+                "sigma of 10, today's default is the scale-free 'rms'). Pass that sigma to continue the same curves",
+                BandwidthWarning,
+            )
         self.profiles = {
             int(epoch): {name: _profile(fields) for name, fields in named.items()}
             for epoch, named in state.get("profiles", {}).items()
         }
+
+
+def _row_bandwidth(row: dict[str, Any]) -> str | None:
+    """The bandwidth a history row was measured with, as passed (a row from before the
+    `bandwidth` column has only its numeric `sigma`)."""
+    if row.get("bandwidth"):
+        return str(row["bandwidth"])
+    sigma = row.get("sigma")
+    return bandwidth_label(sigma) if isinstance(sigma, numbers.Real) and sigma == sigma else None
 
 
 def _profile(fields: dict[str, Any]) -> EntropyProfile:

@@ -101,9 +101,10 @@ class MeasureSettings:
         ("dse", "dsmi_y", "dsmi_x"), "any of dse, dsmi_y, dsmi_x, cse, csmi_y, csmi_x, rankme"
     )
     sigma: float | str | Bandwidth = _option(
-        10.0,
-        'the Gaussian bandwidth: a number (the paper\'s 10), a scale-free preset "median", "rms" or "knn", or a '
-        "Bandwidth(kind, scale, k); resolved once per probe and layer, and shared by every metric",
+        "rms",
+        'the Gaussian bandwidth: a scale-free preset "rms" (the RMS radius of Z; chosen by the population study), '
+        '"median" or "knn", a Bandwidth(kind, scale, k), or a number (the paper\'s fixed sigma, 10); resolved once '
+        "per probe and layer, and shared by every metric",
     )
     t: float = _option(1, "diffusion time")
     solver: str = _option(

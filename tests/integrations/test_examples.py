@@ -1,5 +1,6 @@
 """The runnable examples: a plain PyTorch loop and a Lightning Fabric loop with DSETracker."""
 
+import math
 import pathlib
 import random
 import re
@@ -23,5 +24,7 @@ def test_the_example_trains_and_prints_rising_finite_values(script, capsys):
     assert [int(epoch) for epoch, _, _ in lines] == [0, 1, 2, 3]
     dse, dsmi = ([float(line[i]) for line in lines] for i in (1, 2))
     assert all(np.isfinite(dse + dsmi))
-    assert dse[-1] > dse[0] + 0.2 and dsmi[-1] > dsmi[0] + 0.2  # training separates the three blobs
+    # Training pulls the probe into its three classes: under the default scale-free bandwidth
+    # (rms) DSE falls towards log2 3 and DSMI(Z; Y) rises towards it.
+    assert math.log2(3) < dse[-1] < dse[0] - 0.5 and dsmi[0] + 0.2 < dsmi[-1] < math.log2(3)
     assert sorted(namespace["tracker"].history) == [0, 1, 2, 3]

@@ -71,7 +71,9 @@ def test_history_file_records_epochs_sigma_t_n_and_layer(tmp_path):
     assert [int(row["epoch"]) for row in history] == [0, 1, 2]
     assert {row["layer"] for row in history} == {"head (input)"}  # the capture side, not the logits
     assert {row["representation"] for row in history} == {"Z"}
-    assert {row["n"] for row in history} == {"60"} and {row["sigma"] for row in history} == {"10.0"}
+    assert {row["n"] for row in history} == {"60"} and {row["bandwidth"] for row in history} == {"rms"}
+    # The resolved number: the probe's RMS radius (the default preset), recorded per probe.
+    assert all(0 < float(row["sigma"]) < 100 for row in history) and len({row["sigma"] for row in history}) == 3
     assert {row["t"] for row in history} == {"1"}
     assert all(float(row["forward_seconds"]) <= float(row["probe_seconds"]) for row in history)
     for row in history:

@@ -1,9 +1,10 @@
-"""The documentation site covers the package: every exported name and every module has its entry.
+"""The documentation site builds warning-free, and covers the package: every exported name
+and every module has its entry.
 
 `docs/api.md` documents each name of `dse_callback.__all__` once, with an autodoc directive
 under `.. currentmodule:: dse_callback`; the stage pages `docs/api/*.md` hold one
 `automodule` per module of the package. Both are read from the pages' source, so these
-checks need no Sphinx.
+checks need no Sphinx; the build itself needs the [docs] extra and skips without it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ from __future__ import annotations
 import importlib.util
 import pathlib
 import re
+import subprocess
+import sys
+
+import pytest
 
 import dse_callback
 
@@ -103,3 +108,17 @@ def test_plain_text_bars_are_escaped_in_prose_only():
         "1",
         ":type sigma: float | str",
     ]
+
+
+def test_the_site_builds_without_a_warning(tmp_path):
+    """The build command of docs/index.md, into a temporary folder: any warning fails it."""
+    for module in ("sphinx", "furo", "myst_parser"):
+        pytest.importorskip(module, reason="the [docs] extra is not installed")
+    output = tmp_path / "html"
+    command = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", "docs", str(output)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-6000:]
+    assert {"index.html", "math.html", "reproducing.html", "speed.html", "architecture.html", "api.html"} <= {
+        path.name for path in output.glob("*.html")
+    }
+    assert (output / "_images" / "mnist_cpu_plane.png").is_file()  # the figures under results/ come along

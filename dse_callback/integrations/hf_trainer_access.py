@@ -150,10 +150,11 @@ def figure_loggers(trainer) -> list:
     return [writer for writer in found if writer is not None]
 
 
-def add_figures(trainer, tracker, log_spectrum: bool | None, key: int, step: int) -> None:
+def add_figures(trainer, tracker, log_spectrum: bool | None, key: int, step: int, unit: str = "epoch") -> None:
     """The probe's figures (spectrum per layer; the information plane with DSMI(Z; X) and
-    DSMI(Z; Y)) through `log_figures` to the Trainer's writers, else PNGs under `output_dir`.
-    Rank 0 only; a failure warns once and training goes on."""
+    DSMI(Z; Y); the entropy profiles with `profile=True`) through `log_figures` to the
+    Trainer's writers, else PNGs under `output_dir`. `key` counts `unit`s ("epoch", or
+    "step" with `every_n_steps`). Rank 0 only; a failure warns once and training goes on."""
     if log_spectrum is False or not matplotlib_available():
         return
     plane = {"dsmi_x", "dsmi_y"} <= set(tracker.metrics)
@@ -168,6 +169,8 @@ def add_figures(trainer, tracker, log_spectrum: bool | None, key: int, step: int
             t=tracker.settings.t,
             epoch=key,
             plane_tag=f"{prefix}information_plane" if plane else None,
+            profiles=tracker.profiles,
+            unit=unit,
         )
         log_figures(loggers, figures, step, directory=trainer.args.output_dir)
 

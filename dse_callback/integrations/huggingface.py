@@ -82,30 +82,30 @@ _ATTACHED: weakref.WeakSet = weakref.WeakSet()
 class DSETrainerCallback(TrainerCallback, ExportableState):
     """Measures DSE, DSMI and RankMe of a model's layers during `transformers.Trainer` training.
 
-        Usage (the callback logs through `trainer.log`, so it needs the Trainer):
+    Usage (the callback logs through `trainer.log`, so it needs the Trainer)::
 
-            trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=val,
-                              data_collator=collator)
-            DSETrainerCallback(layer="bert.pooler").attach(trainer)
-            trainer.train()
+        trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=val,
+                          data_collator=collator)
+        DSETrainerCallback(layer="bert.pooler").attach(trainer)
+        trainer.train()
 
-        Logged to every `report_to` integration, `log_history` and `trainer_state.json`
-        (TensorBoard adds the Trainer's `train/` prefix): the keys of `DSEMonitor` (`dse/{name}`,
-        `dsmi/{name}_Y`, ..., `dse/probe_seconds`), and `dse/epoch`, the Trainer's fractional
-        epoch. The history (`dse_history.csv`, or `dse_history_{name}.csv`, in `output_dir`)
-        has one row per probe and layer, indexed by the epochs completed (0: the baseline), or
-        by the optimizer step with `every_n_steps`; `train_epoch` holds the fractional epoch.
-        A failure after `on_train_begin` gives one warning and NaN.
+    Logged to every `report_to` integration, `log_history` and `trainer_state.json`
+    (TensorBoard adds the Trainer's `train/` prefix): the keys of `DSEMonitor` (`dse/{name}`,
+    `dsmi/{name}_Y`, ..., `dse/probe_seconds`), and `dse/epoch`, the Trainer's fractional
+    epoch. The history (`dse_history.csv`, or `dse_history_{name}.csv`, in `output_dir`)
+    has one row per probe and layer, indexed by the epochs completed (0: the baseline), or
+    by the optimizer step with `every_n_steps`; `train_epoch` holds the fractional epoch.
+    A failure after `on_train_begin` gives one warning and NaN.
 
-        Args:
-            layer: dotted module name; None for the input of the model's last `nn.Linear`.
-            probe: a Dataset (read through the Trainer's data collator) or (x, y) tensors;
-                None takes the Trainer's `eval_dataset` (the first of a dict).
-            layers: several layers at once (a list of dotted names, or {name: dotted name}).
-            name: the representation's name with `layer`; with `layers`, the callback's name.
-            every_n_steps: probe every n optimizer steps instead of every `every_n_epochs` epochs.
-            metrics: as below, but None (the default here) measures "dse", plus "dsmi_y" when
-                each probe sample carries one class label; "dsmi_x" needs tensor inputs (images).
+    Args:
+        layer: dotted module name; None for the input of the model's last `nn.Linear`.
+        probe: a Dataset (read through the Trainer's data collator) or (x, y) tensors;
+            None takes the Trainer's `eval_dataset` (the first of a dict).
+        layers: several layers at once (a list of dotted names, or {name: dotted name}).
+        name: the representation's name with `layer`; with `layers`, the callback's name.
+        every_n_steps: probe every n optimizer steps instead of every `every_n_epochs` epochs.
+        metrics: as below, but None (the default here) measures "dse", plus "dsmi_y" when
+            each probe sample carries one class label; "dsmi_x" needs tensor inputs (images).
     {options}
     """
 
@@ -138,7 +138,7 @@ class DSETrainerCallback(TrainerCallback, ExportableState):
         self._auto_metrics = metrics is None
         resolve_layers(layer, layers, name)  # wrong layer arguments fail now, not in train()
         self.layer, self.layers, self.name, self.probe = layer, layers, name, probe
-        self.every_n_steps = every_n_steps
+        self.every_n_steps, self._unit = every_n_steps, "epoch" if every_n_steps is None else "step"
         self.tracker: DSETracker | None = None
         self.trainer = None
 
@@ -229,7 +229,7 @@ class DSETrainerCallback(TrainerCallback, ExportableState):
         if values:  # {} when the metrics run in the background
             self._log(control, values, float(state.epoch or 0))
             if state.is_world_process_zero:
-                add_figures(self.trainer, tracker, self.settings.log_spectrum, key, state.global_step)
+                add_figures(self.trainer, tracker, self.settings.log_spectrum, key, state.global_step, self._unit)
         if tracker.pending is not None:
             self._log_finished(state, control, wait=False)
 
@@ -253,7 +253,7 @@ class DSETrainerCallback(TrainerCallback, ExportableState):
             return
         for key, values in self.tracker.collect(wait):
             self._log(control, values, next(iter(self.history[key].values()))["train_epoch"])
-            add_figures(self.trainer, self.tracker, self.settings.log_spectrum, key, state.global_step)
+            add_figures(self.trainer, self.tracker, self.settings.log_spectrum, key, state.global_step, self._unit)
 
     # ------------------------------------------------------------------ setup helpers
 
@@ -295,5 +295,5 @@ class DSETrainerCallback(TrainerCallback, ExportableState):
 
 with_default(DSETrainerCallback.__init__, "metrics", None, Sequence[str] | None)  # chosen from the probe
 DSETrainerCallback.__doc__ = DSETrainerCallback.__doc__.replace(
-    "{options}", settings_doc(ProbeSettings, MeasureSettings, MonitorSettings)
+    "    {options}", settings_doc(ProbeSettings, MeasureSettings, MonitorSettings)
 )

@@ -14,11 +14,10 @@ Flow of a run (each step's work lives in the module named):
   loggers at the current step so it stays its own point (skipped when resuming).
 - `on_train_epoch_end` (every `every_n_epochs`, never during the sanity check): one probe
   through `DSETracker.measure` with a `Runtime` built from the Trainer: the precision
-  plugin's `convert_input` and `val_step_context` (as a validation step runs), the
-  strategy's rank, world size, all-gather and broadcast (each rank forwards its share of
-  the probe and measures its share of the metrics; every rank gets the same values), and
-  rank 0 as the process that writes. The values go through `pl_module.log`, so
-  ModelCheckpoint and EarlyStopping see them.
+  plugin's `convert_input` and `val_step_context` (as a validation step runs). Under DDP
+  each rank forwards and measures its share over the tracker's own gloo groups, with a
+  bounded wait (`collective_timeout`); every rank gets the same values, and rank 0 writes.
+  The values go through `pl_module.log`, so ModelCheckpoint and EarlyStopping see them.
 - With `async_metrics=True` the metrics are computed on rank 0 in a background thread;
   finished probes are logged straight to the loggers at their own step
   (`on_train_batch_end`, `on_train_epoch_end`), and every pending one is waited for and
@@ -70,30 +69,33 @@ __all__ = ["DSEMonitorLogic", "DSEMonitorWarning"]
 class DSEMonitorLogic:
     """Measures DSE, DSMI and RankMe of one or more layers on a fixed probe set during training.
 
-        Logged metrics (flat keys through `pl_module.log`; `{name}` is "Z" by default, the
-        `name` given with `layer`, or each name of `layers`):
+    Logged metrics (flat keys through `pl_module.log`; `{name}` is "Z" by default, the
+    `name` given with `layer`, or each name of `layers`):
 
-        - `dse/{name}`: DSE(Z), bits. `dsmi/{name}_Y`, `dsmi/{name}_X`: DSMI(Z; Y), DSMI(Z; X).
-        - `cse/{name}`, `csmi/{name}_Y`, `csmi/{name}_X`: the classic Shannon baselines;
-          `rankme/{name}`: the effective rank of Z (opt in through `metrics`).
-        - `dse/probe_seconds`, `dse/epoch` (ending in `_{name}` for a monitor `name` other than
-          "Z"): the probe's wall time and the epochs trained (0 is the baseline).
+    - `dse/{name}`: DSE(Z), bits. `dsmi/{name}_Y`, `dsmi/{name}_X`: DSMI(Z; Y), DSMI(Z; X).
+    - `cse/{name}`, `csmi/{name}_Y`, `csmi/{name}_X`: the classic Shannon baselines;
+      `rankme/{name}`: the effective rank of Z (opt in through `metrics`).
+    - `dse/{name}_scale`: the RMS radius of Z over the resolved sigma (near 0 or far above 1,
+      DSE sits at an end and says more about sigma than about Z).
+    - `dse/probe_seconds`, `dse/epoch` (ending in `_{name}` for a monitor `name` other than
+      "Z"): the probe's wall time and the epochs trained (0 is the baseline).
 
-        Every layer is hooked in one forward pass, which runs under the Trainer's precision
-        plugin as a validation step does. The history (`dse_history.csv`, or
-        `dse_history_{name}.csv`, in the run's log directory, rank 0) has one row per epoch and
-        layer, with the side captured (`head (input)`), the pooling, sigma, t, N and timings.
-        Figures (the spectrum; the information plane with dsmi_x and dsmi_y) go to every logger
-        that takes images (`log_spectrum`); TensorBoard also gets a custom-scalar layout.
-        Configuration errors raise before the first epoch (a dry run of a few probe rows in
-        `on_fit_start`); a failure after that gives one warning and NaN.
+    Every layer is hooked in one forward pass, which runs under the Trainer's precision
+    plugin as a validation step does. The history (`dse_history.csv`, or
+    `dse_history_{name}.csv`, in the run's log directory, rank 0) has one row per epoch and
+    layer, with the side captured (`head (input)`), the pooling, sigma, t, N and timings.
+    Figures (the spectrum; the information plane with dsmi_x and dsmi_y; with `profile=True`
+    the entropy profile, `dse/{name}_profile`) go to every logger that takes images
+    (`log_spectrum`); TensorBoard also gets a custom-scalar layout.
+    Configuration errors raise before the first epoch (a dry run of a few probe rows in
+    `on_fit_start`); a failure after that gives one warning and NaN.
 
-        Args:
-            layer: dotted module name; None for the input of the model's last `nn.Linear`.
-            probe: a Dataset, or (x, y) / (x,) tensors; None takes the fit's validation data
-                (a `val_dataloader()` or `fit(val_dataloaders=...)`), whatever the validation schedule.
-            layers: several layers at once (a list of dotted names, or {name: dotted name}).
-            name: the representation's name with `layer`; with `layers`, the monitor's name.
+    Args:
+        layer: dotted module name; None for the input of the model's last `nn.Linear`.
+        probe: a Dataset, or (x, y) / (x,) tensors; None takes the fit's validation data
+            (a `val_dataloader()` or `fit(val_dataloaders=...)`), whatever the validation schedule.
+        layers: several layers at once (a list of dotted names, or {name: dotted name}).
+        name: the representation's name with `layer`; with `layers`, the monitor's name.
     {options}
     """
 
@@ -293,5 +295,5 @@ class DSEMonitorLogic:
 
 
 DSEMonitorLogic.__doc__ = DSEMonitorLogic.__doc__.replace(
-    "{options}", settings_doc(ProbeSettings, MeasureSettings, MonitorSettings)
+    "    {options}", settings_doc(ProbeSettings, MeasureSettings, MonitorSettings)
 )

@@ -204,9 +204,10 @@ def settings_values(settings) -> dict[str, Any]:
 
 
 def settings_doc(*classes) -> str:
-    """Google-style "name: meaning (default ...)" lines of the classes' fields, for docstrings."""
-    lines = []
+    """Google-style "name: meaning (default ...)" entries of the classes' fields, one line each,
+    for the "Args:" section of a class docstring (napoleon misreads some wrapped entries)."""
+    entries = []
     for cls in classes:
         for option in dataclasses.fields(cls):
-            lines.append(f"        {option.name}: {option.metadata['doc']} (default {option.default!r}).")
-    return "\n".join(lines)
+            entries.append(f"        {option.name}: {option.metadata['doc']} (default {option.default!r}).")
+    return "\n".join(entries)

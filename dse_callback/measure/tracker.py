@@ -296,4 +296,4 @@ class DSETracker:
         self.input_clusters = state_dict.get("input_clusters")
 
 
-DSETracker.__doc__ = DSETracker.__doc__.replace("{options}", settings_doc(ProbeSettings, MeasureSettings))
+DSETracker.__doc__ = DSETracker.__doc__.replace("    {options}", settings_doc(ProbeSettings, MeasureSettings))

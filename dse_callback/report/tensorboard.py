@@ -45,7 +45,7 @@ def information_plane_points(history, names: Sequence[str]) -> dict[str, list[tu
 
 
 def probe_figures(
-    *, history, spectra, keys, t: float, epoch: int, plane_tag: str | None, profiles=None
+    *, history, spectra, keys, t: float, epoch: int, plane_tag: str | None, profiles=None, unit: str = "epoch"
 ) -> list[tuple[str, object]]:
     """(tag, figure) of one probe: each representation's spectrum behind DSE, the
     information plane of every representation so far under `plane_tag` (None: no plane),
@@ -53,7 +53,7 @@ def probe_figures(
 
     Args:
         history: {epoch: {name: row}}; spectra: {name: eigenvalues}; keys: {name: {metric: key}}.
-        t: the diffusion time; epoch: the probe's epoch, in the titles.
+        t: the diffusion time; epoch: the probe's epoch (or step), in the titles, counted in `unit`.
         profiles: {epoch: {name: EntropyProfile}} (None or empty: no profile images).
     """
     if not matplotlib_available():
@@ -61,7 +61,7 @@ def probe_figures(
     figures = []
     for name, eigenvalues in spectra.items():
         tag = keys[name]["dse"]
-        figures.append((f"{tag}_spectrum", spectrum_figure(eigenvalues, f"{tag} after {epoch} epoch(s)", t)))
+        figures.append((f"{tag}_spectrum", spectrum_figure(eigenvalues, f"{tag} after {epoch} {unit}(s)", t)))
     if plane_tag is not None:
         points = information_plane_points(history, list(keys))
         if any(points.values()):
@@ -70,7 +70,7 @@ def probe_figures(
         by_epoch = {at: named[name] for at, named in (profiles or {}).items() if name in named}
         if by_epoch:
             tag = keys[name]["dse"]
-            figures.append((f"{tag}_profile", profile_figure(by_epoch, f"{tag} profile, epochs x bandwidth")))
+            figures.append((f"{tag}_profile", profile_figure(by_epoch, f"{tag} profile, {unit}s x bandwidth")))
     return figures
 
 

@@ -385,6 +385,14 @@ def test_every_n_steps_keeps_the_step_loss_log(tmp_path):
     assert pngs == [f"dse_Z_spectrum_step{step}.png" for step in (0, 2, 4)]
 
 
+def test_profile_images_reach_the_figures_under_the_hugging_face_trainer(tmp_path):
+    callback = dse_callback(every_n_steps=2, metrics=("dse",), profile=True)
+    make_trainer(tmp_path, epochs=1, callback=callback).train()
+    assert sorted(callback.tracker.profiles) == [0, 2, 4]
+    pngs = sorted(os.path.basename(path) for path in glob.glob(f"{tmp_path}/dse_figures/dse_Z_profile_*.png"))
+    assert pngs == [f"dse_Z_profile_step{step}.png" for step in (0, 2, 4)]
+
+
 def test_asynchronous_metrics_reach_the_log_by_the_end_of_training(tmp_path):
     callback = dse_callback(async_metrics=True)
     trainer = make_trainer(tmp_path, epochs=2, callback=callback)

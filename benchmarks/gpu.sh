@@ -81,7 +81,7 @@ else
 fi
 run_step "Callback, ResNet-50 at 224 px on MNIST" "$PYTHON" benchmarks/bench_callback.py --device cuda \
     --model resnet50 --image-size 224 --train-size 20000 --workers 8 --data-dir "$MNIST_ROOT" --out "$WORK/table.md"
-run_step "Paper MNIST supervised config, one epoch on 20,000 images" "$PYTHON" -m experiments.cli fit \
+run_step "Paper MNIST supervised config, one epoch on 20,000 images" "$PYTHON" -m dse_experiments.cli fit \
     --config configs/paper/mnist/supervised.yaml --trainer.max_epochs 1 --data.train_subset 20000 \
     --data.data_dir "$MNIST_ROOT" --trainer.default_root_dir "$WORK/paper_mnist" --trainer.enable_progress_bar false
 HISTORY=$(find "$WORK/paper_mnist" -name 'dse_history*.csv' 2>/dev/null | head -n 1)

@@ -34,6 +34,8 @@ from .kernel import (
 )
 from .measure.tracker import DSETracker
 
+__version__ = "0.2.0"  # the package metadata reads it (setup.cfg: version = attr:)
+
 __all__ = [
     "Bandwidth",
     "BandwidthWarning",
@@ -68,8 +70,12 @@ def __getattr__(name: str):
     # The callback pulls in pytorch_lightning; load it on first use so that the math stays
     # importable (and quick to import) without a Trainer.
     if name == "DSEMonitor":
-        from .integrations.pl_callback import DSEMonitor
-
+        try:
+            from .integrations.pl_callback import DSEMonitor
+        except ModuleNotFoundError as error:
+            if error.name != "pytorch_lightning":
+                raise
+            raise ImportError('DSEMonitor needs PyTorch Lightning: pip install "dse_callback[lightning]"') from error
         return DSEMonitor
     if name == "DSETrainerCallback":  # transformers loads only here, on first use
         from .integrations.huggingface import DSETrainerCallback

@@ -62,7 +62,7 @@ class ExperimentModule(pl.LightningModule):
     """A backbone trained from scratch in one of the paper's regimes.
 
     Args:
-        backbone: a name in `experiments.backbones.BACKBONES`.
+        backbone: a name in `dse_experiments.backbones.BACKBONES`.
         num_classes, in_channels, image_size: set from the data module by the CLI.
         regime: "supervised", "contrastive" or "overfit" (the CLI links it to the data's).
         lr, weight_decay: AdamW.

@@ -1,9 +1,9 @@
 """The paper's ImageNet study: DSE and DSMI of pretrained timm models against their accuracy.
 
     pip install -e ".[experiments,timm]"
-    python -m experiments.population.imagenet --imagenet-val /data/imagenet/val \\
+    python -m dse_experiments.population.imagenet --imagenet-val /data/imagenet/val \\
         --accuracy-csv results-imagenet.csv --models resnet50.a1_in1k vit_small_patch16_224.augreg_in21k_ft_in1k
-    python -m experiments.population.imagenet --imagenet-val /data/imagenet/val \\
+    python -m dse_experiments.population.imagenet --imagenet-val /data/imagenet/val \\
         --accuracy-csv results-imagenet.csv --all-from-csv          # every model of the table
 
 The probe, as in the paper: the ImageNet validation images of the 20 classes of Imagenette
@@ -217,7 +217,7 @@ def write_outputs(rows: list[dict], out: str | pathlib.Path) -> dict[str, pathli
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m experiments.population.imagenet",
+        prog="python -m dse_experiments.population.imagenet",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -5,8 +5,8 @@ import pathlib
 import pytest
 import yaml
 
-from experiments.cli import main, run
-from experiments.plot import labelled_histories, plot_runs, read_history
+from dse_experiments.cli import main, run
+from dse_experiments.plot import labelled_histories, plot_runs, read_history
 
 from fake_datasets import accept_tiny_files, write_cifar10, write_mnist, write_stl10
 
@@ -109,7 +109,7 @@ def test_the_console_script_exits_zero(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys; from experiments.cli import main; sys.exit(main())",
+            "import sys; from dse_experiments.cli import main; sys.exit(main())",
             "fit",
             "--config",
             str(QUICKSTART),

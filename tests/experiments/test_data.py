@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from experiments.data import PaperData, dataset_labels, permuted_labels
+from dse_experiments.data import PaperData, dataset_labels, permuted_labels
 
 from fake_datasets import accept_tiny_files, write_cifar10, write_mnist, write_stl10
 

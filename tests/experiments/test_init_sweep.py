@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from experiments.cli import main
+from dse_experiments.cli import main
 
 from fake_datasets import write_mnist
 

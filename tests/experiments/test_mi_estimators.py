@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from experiments.mi_estimators import ksg_mutual_information, mine_mutual_information
+from dse_experiments.mi_estimators import ksg_mutual_information, mine_mutual_information
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -11,20 +11,26 @@ import yaml
 from PIL import Image
 from scipy import stats
 
-from experiments.cli import main
-from experiments.population import statistics
-from experiments.population.choice import choose_default, format_choice
-from experiments.population.imagenet import PAPER_CLASSES, crop_boxes, model_family, run_study, write_outputs
-from experiments.population.metrics import (
+from dse_experiments.cli import main
+from dse_experiments.population import statistics
+from dse_experiments.population.choice import choose_default, format_choice
+from dse_experiments.population.imagenet import PAPER_CLASSES, crop_boxes, model_family, run_study, write_outputs
+from dse_experiments.population.metrics import (
     BANDWIDTHS,
     CORRELATION_COLUMNS,
     MEASURES,
     bandwidth_label,
     correlation_table,
 )
-from experiments.population.models import FAMILIES, ModelSpec, build_model, representations_and_accuracy, train_model
-from experiments.population.statistics import bootstrap_interval, partial_spearman, spearman
-from experiments.population.study import load_config, model_specs
+from dse_experiments.population.models import (
+    FAMILIES,
+    ModelSpec,
+    build_model,
+    representations_and_accuracy,
+    train_model,
+)
+from dse_experiments.population.statistics import bootstrap_interval, partial_spearman, spearman
+from dse_experiments.population.study import load_config, model_specs
 
 from fake_datasets import write_mnist
 
@@ -355,7 +361,7 @@ def test_imagenet_study_with_random_timm_models(tiny_imagenet_val, tmp_path, cap
         "--out",
         str(tmp_path / "out"),
     ]
-    from experiments.population.imagenet import main as imagenet_main
+    from dse_experiments.population.imagenet import main as imagenet_main
 
     imagenet_main(main_args)
     rows = {row["model"]: row for row in read_rows(tmp_path / "out" / "imagenet_models.csv")}

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from dse_callback.kernel.solvers.run import SOLVERS
-from experiments.cli import main
-from experiments.toy import run_study
-from experiments.toy.data import corrupt_labels, gaussian_blobs, random_walk_tree, subspace_points
-from experiments.toy.dimension import DimensionGrid
+from dse_experiments.cli import main
+from dse_experiments.toy import run_study
+from dse_experiments.toy.data import corrupt_labels, gaussian_blobs, random_walk_tree, subspace_points
+from dse_experiments.toy.dimension import DimensionGrid
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -5,11 +5,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from experiments.backbones import BACKBONES, build_backbone, feature_width, paper_init
-from experiments.losses import nt_xent, nt_xent_paper
-from experiments.module import ExperimentModule, knn_predict, warmup_cosine
-from experiments.plot import labelled_histories, summary_rows
-from experiments.plot import main as plot_main
+from dse_experiments.backbones import BACKBONES, build_backbone, feature_width, paper_init
+from dse_experiments.losses import nt_xent, nt_xent_paper
+from dse_experiments.module import ExperimentModule, knn_predict, warmup_cosine
+from dse_experiments.plot import labelled_histories, summary_rows
+from dse_experiments.plot import main as plot_main
 
 
 @pytest.mark.parametrize("loss", [nt_xent, nt_xent_paper])

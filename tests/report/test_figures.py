@@ -11,8 +11,8 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from dse_callback import DSEMonitor
 from dse_callback.report.figures import close_figure, information_plane_figure, profile_figure
 from dse_callback.report.tensorboard import probe_figures
-from experiments.cli import main
-from experiments.plot import plot_information_plane, read_histories, read_history
+from dse_experiments.cli import main
+from dse_experiments.plot import plot_information_plane, read_histories, read_history
 
 from lightning_helpers import make_classes
 

@@ -12,6 +12,9 @@ import pathlib
 import re
 import sys
 
+from docutils import nodes
+from docutils.parsers.rst import Directive
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # document the checkout, also where the package is not installed
 
@@ -116,7 +119,43 @@ def _exported_objects() -> set[int]:
     return objects | {id(dse_callback.lightning.DSEMonitor)}
 
 
+class OptionsTable(Directive):
+    """`dse-options` directive: the fields of settings dataclasses (`dse_callback.measure.settings`)
+    as a table of option, default and meaning, so the docs list each option from its one
+    declaration. Arguments: the class names, e.g. ``ProbeSettings MeasureSettings``. The
+    table is built as docutils nodes, so it renders the same from Markdown and from reST."""
+
+    required_arguments = 1
+    optional_arguments = 5
+
+    def run(self):
+        import dataclasses
+
+        from dse_callback.measure import settings
+
+        def cell(*children):
+            return nodes.entry("", nodes.paragraph("", "", *children))
+
+        def row(*cells):
+            return nodes.row("", *cells)
+
+        body = nodes.tbody()
+        for name in self.arguments:
+            for field in dataclasses.fields(getattr(settings, name)):
+                body += row(
+                    cell(nodes.literal(text=field.name)),
+                    cell(nodes.literal(text=repr(field.default))),
+                    cell(nodes.Text(field.metadata["doc"])),
+                )
+        group = nodes.tgroup(cols=3)
+        group += [nodes.colspec(colwidth=width) for width in (18, 14, 68)]
+        group += nodes.thead("", row(*(cell(nodes.Text(title)) for title in ("option", "default", "meaning"))))
+        group += body
+        return [nodes.table("", group)]
+
+
 def setup(app):
+    app.add_directive("dse-options", OptionsTable)
     exported = _exported_objects()
 
     def skip_exported(app, what, name, obj, skip, options):

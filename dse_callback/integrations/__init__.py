@@ -2,7 +2,8 @@
 
 - `monitor_logic`: the Lightning hooks over a `DSETracker` (Trainer duck-typed);
 - `pl_callback`, `lightning_callback`: `DSEMonitor` for each Lightning namespace;
-- `trainer_access`: what the monitor reads from a Lightning Trainer;
+- `trainer_access`, `probe_source`: what the monitor reads from a Lightning Trainer (its
+  loaders, watched keys and runtime; the validation data, whatever its schedule);
 - `huggingface`: `DSETrainerCallback` for `transformers.Trainer` (loaded on first use), and
   `hf_trainer_access`: what it reads from that Trainer.
 

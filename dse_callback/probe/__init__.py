@@ -5,6 +5,7 @@
 - `cache`: the probe's inputs read once, kept on the device, pinned or re-read;
 - `shares`: a probe split into contiguous shares with equal forward calls;
 - `capture`: forward hooks that record the watched layers;
+- `pooling`: whatever a layer returns (tuples, dicts, ModelOutputs; sequences) to one row per sample;
 - `forward_pass`: one pass of the probe, isolated (RNG, eval mode, inference mode).
 
 Imports `kernel` only; no Lightning, no collectives.

@@ -26,9 +26,7 @@ from torch.utils.data import Dataset
 from ..distributed.probe_shares import Runtime
 from ..probe.probe_set import as_dataset
 from ..report.figures import matplotlib_available
-from ..report.history import report_safely
-from ..report.loggers import log_figures
-from ..report.tensorboard import probe_figures
+from .figures import send_probe_figures
 
 # Keys that hold labels in Hugging Face batches besides the Trainer's `label_names`.
 LABEL_KEYS = ("labels", "label", "label_ids")
@@ -157,24 +155,7 @@ def add_figures(trainer, tracker, log_spectrum: bool | None, key: int, step: int
     "step" with `every_n_steps`). Rank 0 only; a failure warns once and training goes on."""
     if log_spectrum is False or not matplotlib_available():
         return
-    plane = {"dsmi_x", "dsmi_y"} <= set(tracker.metrics)
-    prefix = "dse/" if tracker.name == "Z" else f"dse/{tracker.name}_"
-    loggers = figure_loggers(trainer)
-
-    def add() -> None:
-        figures = probe_figures(
-            history=tracker.history,
-            spectra=tracker.last_spectra,
-            keys=tracker.keys,
-            t=tracker.settings.t,
-            epoch=key,
-            plane_tag=f"{prefix}information_plane" if plane else None,
-            profiles=tracker.profiles,
-            unit=unit,
-        )
-        log_figures(loggers, figures, step, directory=trainer.args.output_dir)
-
-    report_safely(tracker.warn, "add the figures", add)
+    send_probe_figures(tracker, figure_loggers(trainer), key, step, trainer.args.output_dir, unit)
 
 
 def latest_logged(log_history: Sequence[Mapping], keys: Sequence[str]) -> dict[str, Any]:

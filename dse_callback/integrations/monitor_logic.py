@@ -56,8 +56,9 @@ from ..measure.settings import (
 from ..measure.tracker import DSETracker
 from ..report.figures import matplotlib_available
 from ..report.history import report_safely
-from ..report.loggers import log_figures, takes_images
-from ..report.tensorboard import add_custom_scalar_layout, probe_figures, tensorboard_writers
+from ..report.loggers import takes_images
+from ..report.tensorboard import add_custom_scalar_layout, tensorboard_writers
+from .figures import send_probe_figures
 from .probe_source import NO_VALIDATION_DATA, has_validation_data, ready_in_setup, validation_probe
 from .trainer_access import check_nothing_watches_async_keys, runtime_of
 
@@ -275,23 +276,7 @@ class DSEMonitorLogic:
         directory = os.path.dirname(self.tracker.history_path) if explicit else None  # no collective on rank 0
         if not loggers and directory is None:
             return
-        tracker = self.tracker
-        plane = {"dsmi_x", "dsmi_y"} <= set(tracker.metrics)
-        prefix = "dse/" if self.name == "Z" else f"dse/{self.name}_"
-
-        def add() -> None:
-            figures = probe_figures(
-                history=self.history,
-                spectra=tracker.last_spectra,
-                keys=tracker.keys,
-                t=tracker.settings.t,
-                epoch=epoch,
-                plane_tag=f"{prefix}information_plane" if plane else None,
-                profiles=tracker.profiles,
-            )
-            log_figures(loggers, figures, step, directory=directory)
-
-        report_safely(tracker.warn, "add the figures", add)
+        send_probe_figures(self.tracker, loggers, epoch, step, directory)
 
 
 DSEMonitorLogic.__doc__ = DSEMonitorLogic.__doc__.replace(

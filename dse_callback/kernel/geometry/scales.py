@@ -33,7 +33,7 @@ def _middle_order_statistics(values: torch.Tensor, count: int) -> tuple[float, f
 
     On the CPU the selection is exact but runs on a bracket: a seeded sample of the values
     gives two thresholds around the middle ranks, one pass counts the values below the lower
-    one and keeps those in between (about 1% of them), and `numpy.partition` selects within
+    one and keeps those in between (about 2% of them), and `numpy.partition` selects within
     those. If the bracket misses a middle rank, the whole array is partitioned. On 2 x 10^7
     values this takes a third of the time of one full partition (itself 10x faster than
     `kthvalue`); on other devices `kthvalue` does both.

@@ -65,6 +65,8 @@ class Measured:
         spectra: {name: the eigenvalues behind DSE (the largest ones)}, where DSE was measured.
         details: {name: {"{metric}_solver": solver that ran, "{metric}_stderr": bits}}.
         profiles: {name: EntropyProfile}, with `profile=True`.
+        bandwidths: {name: the `ResolvedBandwidth` this process resolved}, which later passes
+            over the same Z reuse (`measure(bandwidths=...)`, `complete`) instead of resolving again.
     """
 
     values: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -73,6 +75,7 @@ class Measured:
     spectra: dict[str, np.ndarray] = field(default_factory=dict)
     details: dict[str, dict] = field(default_factory=dict)
     profiles: dict[str, object] = field(default_factory=dict)
+    bandwidths: dict[str, ResolvedBandwidth] = field(default_factory=dict)
 
 
 class Measurer:
@@ -137,6 +140,7 @@ class Measurer:
         labels: torch.Tensor | None,
         input_clusters: torch.Tensor | None,
         labels_by_name: dict[str, str] | None = None,
+        bandwidths: dict[str, ResolvedBandwidth] | None = None,
     ) -> Measured:
         """Every selected metric of every representation {name: Z (N, D)}.
 
@@ -145,6 +149,8 @@ class Measurer:
             labels: the probe's labels (N,), or None.
             input_clusters: the inputs' cluster labels (N,), or None.
             labels_by_name: {name: "layer (side)"}, used in warnings.
+            bandwidths: {name: bandwidth} already resolved on these Z by an earlier pass of
+                the same probe (a shared measurement's); the others are resolved here.
         """
         measured = self.nan_values(representations)
         for name, z in representations.items():
@@ -159,9 +165,12 @@ class Measurer:
                 )
                 continue
             with torch.inference_mode():
-                bandwidth = self._guarded("bandwidth", where, self.bandwidth_of, z)
+                bandwidth = (bandwidths or {}).get(name)
+                if bandwidth is None:
+                    bandwidth = self._guarded("bandwidth", where, self.bandwidth_of, z)
                 if bandwidth is None:
                     continue
+                measured.bandwidths[name] = bandwidth
                 self.diagnose(measured, name, z, bandwidth, where, profile=self.profiles)
                 references = {"labels": labels, "input_clusters": input_clusters}
                 for metric in self.metrics:
@@ -186,8 +195,9 @@ class Measurer:
     def complete(self, measured: Measured, representations: dict[str, torch.Tensor], primary: bool) -> None:
         """Add what a measurement shared over ranks leaves out: the scale ratio of each layer
         with a bandwidth (every rank, from the agreed sigma and the full Z they all hold), and,
-        with `profiles`, the entropy profiles (on the `primary` process, which draws them).
-        A no-op after `measure` on one process, which recorded both already."""
+        with `profiles`, the entropy profiles (on the `primary` process, which draws them, at
+        the bandwidth it resolved already if it measured that layer). A no-op after `measure`
+        on one process, which recorded both already."""
         for name, z in representations.items():
             sigma = measured.sigma.get(name, math.nan)
             if not math.isfinite(sigma):
@@ -196,7 +206,9 @@ class Measurer:
                 measured.scale[name] = rms_radius(z) / sigma
             if self.profiles and primary and name not in measured.profiles:
                 with torch.inference_mode():
-                    bandwidth = self._guarded("bandwidth", name, self.bandwidth_of, z.detach())
+                    bandwidth = measured.bandwidths.get(name)
+                    if bandwidth is None:
+                        bandwidth = self._guarded("bandwidth", name, self.bandwidth_of, z.detach())
                     if bandwidth is not None:
                         self._profile(measured, name, z.detach(), bandwidth, name)
 

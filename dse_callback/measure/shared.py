@@ -13,7 +13,8 @@ The flow, on every rank r of P once the representations are gathered (`sharding.
    own, or a collective that timed out) is agreed on by every rank (`ProbeSession.agree`):
    all log NaN, each warns once;
 4. rank r measures only the other items it owns (`Measurer` on that subset, so failures
-   stay one warning and NaN);
+   stay one warning and NaN), at the bandwidths it resolved in step 3 (each layer's
+   bandwidth is resolved at most once per rank and probe);
 5. `combine_owned`: the values, each layer's bandwidth and each metric's error bar and
    solver (coded as a bit set) as one small float64 tensor, and the eigenvalues behind
    each DSE (for the figures) as a second, all-gathered once each and agreed on; every
@@ -99,10 +100,14 @@ def measure_shared(
     for name, z in representations.items():
         metrics = tuple(metric for layer, metric in mine if layer == name and (layer, metric) not in sharded)
         if metrics:
-            _merge(local, _subset(measurer, metrics).measure({name: z}, labels, input_clusters, labels_by_name), name)
+            part = _subset(measurer, metrics).measure(
+                {name: z}, labels, input_clusters, labels_by_name, local.bandwidths
+            )
+            _merge(local, part, name)
     measured = session.attempt(_combined, measurer, items, owners, mine, local, representations, session)
     if not session.agree("measurement", _TIMEOUT_HINT):
         return measurer.nan_values(representations)
+    measured.bandwidths = local.bandwidths  # this rank's, for `Measurer.complete`
     return measured
 
 
@@ -132,7 +137,7 @@ def _sharded_dses(measurer: Measurer, sharding, labels, input_clusters, labels_b
     sharded = _subset(measurer, ("dse",), warn=record, shard_dse=True)
     with process_group(group):
         for name, z in sharding:
-            part = sharded.measure({name: z}, labels, input_clusters, labels_by_name)
+            part = sharded.measure({name: z}, labels, input_clusters, labels_by_name, local.bandwidths)
             if failures:
                 raise failures[0]
             _merge(local, part, name)
@@ -168,6 +173,7 @@ def _combined(measurer: Measurer, items, owners, mine, local: Measured, represen
 def _merge(into: Measured, part: Measured, name: str) -> None:
     into.values.setdefault(name, {}).update(part.values[name])
     into.sigma.update(part.sigma)
+    into.bandwidths.update(part.bandwidths)
     into.spectra.update(part.spectra)
     into.details.setdefault(name, {}).update(part.details.get(name, {}))
 

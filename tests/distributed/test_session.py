@@ -210,3 +210,38 @@ def test_two_ranks_measure_the_one_process_values_and_asynchronous_metrics_issue
         assert {key: values[1][key] for key in keys} == {key: single[key] for key in keys}
     for tracker in trackers:
         tracker.release()
+
+
+def test_each_rank_resolves_a_layers_bandwidth_once_per_probe_profile_included(monkeypatch):
+    from dse_callback.measure.measurer import Measurer
+
+    resolved = {}  # {thread name: bandwidth resolutions}
+    original = Measurer.bandwidth_of
+
+    def counting(self, z):
+        name = threading.current_thread().name
+        resolved[name] = resolved.get(name, 0) + 1
+        return original(self, z)
+
+    monkeypatch.setattr(Measurer, "bandwidth_of", counting)
+    generator = torch.Generator().manual_seed(1)
+    labels = torch.arange(40) % 2
+    probe = (torch.randn(40, 5, generator=generator) + labels[:, None] * 3.0, labels)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    metrics = ("dse", "dsmi_y", "rankme")  # each rank owns some, and the primary draws the profile
+    single = DSETracker(probe, metrics=metrics, profile=True)
+    single_values = single.measure(model, 0)
+    world = FakeWorld()
+    trackers = [DSETracker(probe, metrics=metrics, profile=True) for _ in range(2)]
+
+    def step(rank, tracker):
+        runtime = Runtime(rank=rank, world_size=2, is_primary=rank == 0, all_gather=world.all_gather_of(rank))
+        return tracker.measure(copy.deepcopy(model), 0, runtime=runtime)
+
+    values = on_every_rank(step, trackers)
+    assert resolved == {"MainThread": 1, "rank0": 1, "rank1": 1}
+    assert values[0]["dse/Z"] == values[1]["dse/Z"] == single_values["dse/Z"]
+    assert trackers[0].profiles[0]["Z"] == single.profiles[0]["Z"]  # the primary's, at the same bandwidth
+    for tracker in (*trackers, single):
+        tracker.release()

@@ -164,7 +164,6 @@ def floored_scales(scales: torch.Tensor, radius: float) -> torch.Tensor:
 
 def median_of(values: torch.Tensor) -> float:
     """The median of a tensor's entries: the mean of the two middle order statistics for an even count."""
-    values = values.reshape(-1)
-    lower = float(values.kthvalue((values.numel() + 1) // 2).values)
-    upper = float(values.kthvalue(values.numel() // 2 + 1).values)
+    values = values.detach().reshape(-1)
+    lower, upper = _middle_order_statistics(values, values.numel())
     return (lower + upper) / 2

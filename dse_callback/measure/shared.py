@@ -34,7 +34,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..distributed.groups import plain_session
+from ..distributed.groups import distributed_world_size, plain_session
 from ..distributed.session import ProbeSession, StepFailed
 from ..distributed.sharding import AllGather, assign_work, combine_owned
 from ..kernel.solvers.layout import process_group
@@ -184,12 +184,10 @@ def sharded_dse_items(
     """The ("layer", "dse") items every rank computes together, each building its kernel rows.
 
     Those whose DSE runs "slq" ("slq", or "auto" above the exact size of the device) under an
-    initialized torch.distributed group: N past one device's memory needs all of them. An
+    initialized torch.distributed group of several processes: N past one device's memory needs all of them. An
     exact eigensolve cannot be split by rows, so smaller DSEs keep one owner rank.
     """
-    import torch.distributed as dist
-
-    if world_size == 1 or "dse" not in measurer.metrics or not (dist.is_available() and dist.is_initialized()):
+    if world_size == 1 or "dse" not in measurer.metrics or distributed_world_size() == 1:
         return []
     return [
         (name, "dse")

@@ -184,8 +184,9 @@ def sharded_dse_items(
     """The ("layer", "dse") items every rank computes together, each building its kernel rows.
 
     Those whose DSE runs "slq" ("slq", or "auto" above the exact size of the device) under an
-    initialized torch.distributed group of several processes: N past one device's memory needs all of them. An
-    exact eigensolve cannot be split by rows, so smaller DSEs keep one owner rank.
+    initialized torch.distributed group of several processes: N past one device's memory
+    needs all of them. An exact eigensolve cannot be split by rows, so smaller DSEs keep one
+    owner rank.
     """
     if world_size == 1 or "dse" not in measurer.metrics or distributed_world_size() == 1:
         return []

@@ -69,15 +69,16 @@ def label_names(trainer) -> list[str]:
     return names + [key for key in LABEL_KEYS if key not in names]
 
 
+def holds_one_class(value: Any) -> bool:
+    """Whether `value`, the labels of a one-sample batch, is one integer class (not token labels)."""
+    return isinstance(value, torch.Tensor) and value.shape == (1,) and not value.is_floating_point()
+
+
 def class_label_key(batch: Any, names: Sequence[str]) -> str | None:
     """The first key in `names` holding one integer class per sample of a one-sample batch."""
     if not isinstance(batch, Mapping):
         return None
-    for key in names:
-        value = batch.get(key)
-        if isinstance(value, torch.Tensor) and value.shape == (1,) and not value.is_floating_point():
-            return key
-    return None
+    return next((key for key in names if holds_one_class(batch.get(key))), None)
 
 
 class InputsWithoutLabels:

@@ -49,6 +49,7 @@ from ..probe.batches import BatchReader
 from ..report.figures import matplotlib_available
 from .hf_trainer_access import (
     add_figures,
+    holds_one_class,
     json_state,
     label_names,
     latest_logged,
@@ -280,8 +281,7 @@ class DSETrainerCallback(TrainerCallback, ExportableState):
         measure = self._measure_settings
         if self._auto_metrics:  # DSMI(Z; Y) when each sample carries one class label
             labels = BatchReader(probe.input_key, probe.label_key, probe.batch_to_inputs).labels(sample)
-            has_classes = labels is not None and labels.shape == (1,) and not labels.is_floating_point()
-            measure = dataclasses.replace(measure, metrics=("dse", "dsmi_y") if has_classes else ("dse",))
+            measure = dataclasses.replace(measure, metrics=("dse", "dsmi_y") if holds_one_class(labels) else ("dse",))
         return DSETracker(
             None,
             self.layer,

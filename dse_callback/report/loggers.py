@@ -100,8 +100,13 @@ def log_figures(
     return sent
 
 
+def _class_names(logger) -> list[str]:
+    """The names of the logger's class and of its bases (either Lightning namespace matches)."""
+    return [cls.__name__ for cls in type(logger).__mro__]
+
+
 def _kind(logger) -> str | None:
-    names = [cls.__name__ for cls in type(logger).__mro__]
+    names = _class_names(logger)
     module = type(logger).__module__ or ""
     if "TensorBoardLogger" in names or "SummaryWriter" in names:
         return "tensorboard"
@@ -121,7 +126,7 @@ def _kind(logger) -> str | None:
 
 
 def _tensorboard(logger, tag: str, figure, step: int) -> str:
-    writer = logger if "SummaryWriter" in [cls.__name__ for cls in type(logger).__mro__] else logger.experiment
+    writer = logger if "SummaryWriter" in _class_names(logger) else logger.experiment
     writer.add_figure(tag, figure, global_step=step, close=False)  # a dummy writer on ranks > 0 does nothing
     return type(logger).__name__
 
@@ -148,7 +153,7 @@ def _mlflow_module(mlflow, tag: str, figure, step: int) -> str:
 
 
 def _comet(logger, tag: str, figure, step: int) -> str:
-    experiment = logger.experiment if "CometLogger" in [cls.__name__ for cls in type(logger).__mro__] else logger
+    experiment = logger.experiment if "CometLogger" in _class_names(logger) else logger
     experiment.log_figure(figure_name=tag, figure=figure, step=step)
     return type(logger).__name__
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..kernel.geometry.bandwidth import Bandwidth, resolve_sigma
 from ..kernel.validation import check_choice, check_positive, check_positive_int, check_precision
+from ..probe.batches import check_optional_key
 from ..probe.capture import CAPTURE_MODES
 from ..probe.pooling import POOL_MODES
 from .metrics import check_metrics
@@ -79,9 +80,7 @@ class ProbeSettings:
         check_positive_int(self.input_size, "input_size")
         check_choice(self.pool, "pool", (None, *POOL_MODES))
         for name in ("input_key", "label_key", "output_key", "mask_key"):
-            value = getattr(self, name)
-            if value is not None and not (isinstance(value, str) and value):
-                raise TypeError(f"{name} must be a non-empty string or None, got {value!r}")
+            check_optional_key(getattr(self, name), name)
         for name in ("batch_to_inputs", "forward"):
             value = getattr(self, name)
             if value is not None and not callable(value):

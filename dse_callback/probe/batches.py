@@ -83,6 +83,12 @@ def find_key(batch: Any, key: str) -> Any:
     return _MISSING
 
 
+def check_optional_key(value: Any, name: str) -> None:
+    """A batch key option (`input_key`, `label_key`, `mask_key`, ...): a non-empty string or None."""
+    if value is not None and not (isinstance(value, str) and value):
+        raise TypeError(f"{name} must be a non-empty string or None, got {value!r}")
+
+
 class BatchReader:
     """Splits probe batches into (inputs, labels); see the module docstring for the rules.
 
@@ -109,8 +115,7 @@ class BatchReader:
         mask_key: str | None = None,
     ):
         for value, name in ((input_key, "input_key"), (label_key, "label_key"), (mask_key, "mask_key")):
-            if value is not None and not (isinstance(value, str) and value):
-                raise TypeError(f"{name} must be a non-empty string or None, got {value!r}")
+            check_optional_key(value, name)
         if batch_to_inputs is not None and not callable(batch_to_inputs):
             raise TypeError(f"batch_to_inputs must be a callable batch -> inputs, got {batch_to_inputs!r}")
         self.input_key = input_key
